@@ -1,0 +1,44 @@
+"""Victim classifiers named as in the papers, built for 1- or 3-channel small inputs.
+
+``build(name, in_channels, num_classes, image_size)`` is the one entry point; ``NAMES``
+lists what exists. No builder downloads weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from gradinv.errors import GradInvError
+from gradinv.models.convnets import CNN, LeNet, LeNet5, LeNet7
+from gradinv.models.mlp import MLP
+from gradinv.models.torchvision_nets import resnet18, vgg16
+
+_BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
+    "lenet": lambda c, k, s: LeNet(c, k, s),
+    "lenet5": lambda c, k, s: LeNet5(c, k, s),
+    "lenet7": lambda c, k, s: LeNet7(c, k, s),
+    "cnn": lambda c, k, s: CNN(c, k, s),
+    "mlp3": lambda c, k, s: MLP(c * s * s, k, (512, 128)),
+    "mlp4": lambda c, k, s: MLP(c * s * s, k, (512, 256, 64)),
+    "mlp5": lambda c, k, s: MLP(c * s * s, k, (1028, 512, 256, 64)),
+    "resnet18": lambda c, k, s: resnet18(c, k, s),
+    "vgg16": lambda c, k, s: vgg16(c, k, s),
+}
+NAMES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def build(
+    name: str, in_channels: int = 3, num_classes: int = 10, image_size: int = 32
+) -> nn.Module:
+    """Build victim model ``name`` (one of :data:`NAMES`) with fresh random weights."""
+    key = name.lower()
+    if key not in _BUILDERS:
+        raise GradInvError(f"unknown model {name!r}; choose one of: {', '.join(NAMES)}")
+    if image_size < 8:
+        raise GradInvError(f"image_size must be at least 8 pixels, got {image_size}")
+    return _BUILDERS[key](in_channels, num_classes, image_size)
+
+
+__all__ = ["NAMES", "build", "LeNet", "LeNet5", "LeNet7", "CNN", "MLP", "resnet18", "vgg16"]
