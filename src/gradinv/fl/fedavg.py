@@ -11,6 +11,8 @@ from tqdm.auto import tqdm
 
 from gradinv.fl.client import local_update
 
+Transform = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
+
 
 def partition_iid(
     n: int, num_clients: int, generator: torch.Generator | None = None
@@ -46,18 +48,27 @@ def fedavg_rounds(
     lr: float = 0.01,
     local_epochs: int = 1,
     batch_size: int = 32,
-    gradient_transform: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
+    gradient_transform: Transform | None = None,
     generator: torch.Generator | None = None,
+    update_transform: Transform | None = None,
 ) -> Iterator[tuple[int, nn.Module, list[dict[str, Tensor]]]]:
     """Yield ``(round, global_model, client_states)`` after each FedAvg round (eq. 3:
-    the new global model is the data-size-weighted mean of the client models)."""
+    the new global model is the data-size-weighted mean of the client models).
+
+    ``gradient_transform`` acts on every local SGD step's gradient; ``update_transform``
+    on what the client shares, its update ``w_k - w_G`` over the trainable parameters
+    (e.g. quantise, then the server dequantises before aggregating).
+    """
     sizes = torch.tensor([float(x.shape[0]) for x, _ in client_data])
     weights = (sizes / sizes.sum()).tolist()
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
     for r in range(rounds):
         states = [
             local_update(model, x, y, lr, local_epochs, batch_size, generator, gradient_transform)
             for x, y in client_data
         ]
+        if update_transform is not None:
+            states = [_transform_update(model, s, names, update_transform) for s in states]
         new_state = {}
         for key, value in model.state_dict().items():
             if value.is_floating_point():
@@ -68,6 +79,18 @@ def fedavg_rounds(
         yield r, model, states
 
 
+def _transform_update(
+    model: nn.Module, state: dict[str, Tensor], names: list[str], transform: Transform
+) -> dict[str, Tensor]:
+    """Apply ``transform`` to a client's update ``w_k - w_G`` and return the new state."""
+    glob = dict(model.named_parameters())
+    update = tuple(state[n] - glob[n].detach() for n in names)
+    new = dict(state)
+    for n, u in zip(names, transform(update), strict=True):
+        new[n] = glob[n].detach() + u
+    return new
+
+
 def fedavg(
     model: nn.Module,
     client_data: list[tuple[Tensor, Tensor]],
@@ -76,15 +99,24 @@ def fedavg(
     lr: float = 0.01,
     local_epochs: int = 1,
     batch_size: int = 32,
-    gradient_transform: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
+    gradient_transform: Transform | None = None,
     seed: int = 0,
     progress: bool = True,
+    update_transform: Transform | None = None,
 ) -> FedAvgResult:
     """Run FedAvg for ``rounds`` rounds and record the global test accuracy after each."""
     gen = torch.Generator().manual_seed(seed)
     result = FedAvgResult(model=model)
     loop = fedavg_rounds(
-        model, client_data, rounds, lr, local_epochs, batch_size, gradient_transform, gen
+        model,
+        client_data,
+        rounds,
+        lr,
+        local_epochs,
+        batch_size,
+        gradient_transform,
+        gen,
+        update_transform,
     )
     for _, global_model, _ in tqdm(loop, total=rounds, desc="FedAvg", disable=not progress):
         result.accuracy.append(evaluate(global_model, *test))
