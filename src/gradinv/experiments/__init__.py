@@ -1,0 +1,1 @@
+"""One module per paper with one driver per table or figure; notebooks call them."""
