@@ -30,7 +30,8 @@ class FedAvgResult:
 
 
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 512) -> float:
-    """Top-1 accuracy (percent) of ``model`` on a test set."""
+    """Top-1 accuracy (percent) of ``model`` on a test set; the model's mode is restored."""
+    was_training = model.training
     model.eval()
     correct = 0
     with torch.no_grad():
@@ -38,6 +39,7 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
             correct += (
                 model(images[s : s + batch_size]).argmax(1) == labels[s : s + batch_size]
             ).sum()
+    model.train(was_training)
     return 100.0 * float(correct) / images.shape[0]
 
 
