@@ -216,7 +216,12 @@ class GradientMatcher:
             raise GradInvError(f"dummy inputs must be (R, B, C, H, W); got {tuple(x.shape)}")
         argnums = (0, 1) if optimise_labels else 0
         fn = grad_and_value(self.objective, argnums=argnums, has_aux=True)
-        grads, (total, dist) = vmap(fn, randomness="different")(x.detach(), y.detach())
+        if x.shape[0] == 1:  # one restart: skip the batching machinery (about 2x faster on CPU)
+            grads, (total, dist) = fn(x[0].detach(), y[0].detach())
+            grads = tuple(g.unsqueeze(0) for g in grads) if optimise_labels else grads.unsqueeze(0)
+            total, dist = total.unsqueeze(0), dist.unsqueeze(0)
+        else:
+            grads, (total, dist) = vmap(fn, randomness="different")(x.detach(), y.detach())
         if optimise_labels:
             gx, gy = grads
         else:

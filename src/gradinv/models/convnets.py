@@ -11,12 +11,32 @@ def _flat_size(features: nn.Module, in_channels: int, image_size: int) -> int:
         return int(features(torch.zeros(1, in_channels, image_size, image_size)).numel())
 
 
+def dlg_init_(model: nn.Module, bound: float = 0.5) -> nn.Module:
+    """DLG's initialisation (Zhu et al. 2019, reference code ``weights_init``): every weight
+    and bias uniform in ``(-bound, bound)``. Under PyTorch's default init the gradients of
+    the sigmoid LeNet are tiny and DLG-style matching barely moves."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                m.weight.uniform_(-bound, bound)
+                if m.bias is not None:
+                    m.bias.uniform_(-bound, bound)
+    return model
+
+
 class LeNet(nn.Module):
     """The LeNet of DLG (Zhu et al., NeurIPS 2019): three 5x5 conv layers with sigmoid
     activations (strides 2, 2, 1, 12 channels) and one linear layer; twice
-    differentiable everywhere, which is what DLG's L-BFGS attack needs."""
+    differentiable everywhere, which is what DLG's L-BFGS attack needs. Initialised as
+    DLG's code does (:func:`dlg_init_`) unless ``dlg_init=False``."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        image_size: int = 32,
+        dlg_init: bool = True,
+    ):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 12, 5, padding=2, stride=2),
@@ -28,6 +48,8 @@ class LeNet(nn.Module):
             nn.Flatten(),
         )
         self.fc = nn.Linear(_flat_size(self.features, in_channels, image_size), num_classes)
+        if dlg_init:
+            dlg_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
