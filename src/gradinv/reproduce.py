@@ -1,0 +1,322 @@
+"""Papermill batch runner behind ``gradinv reproduce``: execute the paper notebooks.
+
+Every paper has one paired notebook, ``notebooks/<paper>.py`` (py:percent, the source
+of truth) plus ``notebooks/<paper>.ipynb``, and one parameter set per profile in
+``papermill_runs/<paper>/<profile>.yaml`` (see DESIGN.md, "Profiles"). For each
+requested paper :func:`reproduce`
+
+1. reads the profile's parameters (``profile`` is always passed too),
+2. re-creates the ``.ipynb`` from the ``.py`` with jupytext when the ``.py`` is newer,
+3. executes the ``.ipynb`` with papermill, with the **repository root as working
+   directory** (so notebooks write ``figures/<paper>/...`` relative to it; the kernel
+   also gets ``GRADINV_REPO_ROOT`` in its environment, see :func:`find_repo_root`),
+4. writes the executed notebook to ``<out_dir>/<paper>-<profile>.ipynb`` and
+5. writes ``figures/<paper>/MANIFEST.json``: paper, profile, git commit and dirty flag,
+   device, torch version, UTC date and wall time.
+
+A failing notebook is reported and the others still run; the caller (the CLI) exits
+non-zero when any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gradinv.errors import GradInvError
+
+#: Environment variable that points notebooks (and this module) at the repository root.
+ROOT_ENV = "GRADINV_REPO_ROOT"
+PROFILES = ("smoke", "paper")
+DEFAULT_KERNEL = "python3"
+
+
+def find_repo_root(start: str | Path | None = None) -> Path:
+    """The repository root: ``$GRADINV_REPO_ROOT`` if set, else the first directory at or
+    above ``start`` (default: the working directory) holding ``pyproject.toml`` and
+    ``notebooks/``, else the checkout this package was imported from.
+
+    Notebooks call it to build figure paths that work both under papermill (cwd = root)
+    and in Jupyter Lab (cwd = ``notebooks/``).
+    """
+    env = os.environ.get(ROOT_ENV)
+    if env:
+        return Path(env).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file() and (d / "notebooks").is_dir():
+            return d
+    pkg_root = Path(__file__).resolve().parents[2]  # src/gradinv/reproduce.py -> repo
+    if (pkg_root / "pyproject.toml").is_file():
+        return pkg_root
+    return here
+
+
+def discover_papers(repo_root: str | Path | None = None) -> tuple[str, ...]:
+    """Paper names: the stems of ``notebooks/*.py`` files that are jupytext notebooks
+    (a jupytext header or a sibling ``.ipynb``), sorted; files starting with ``_`` are
+    helpers, not papers."""
+    nb_dir = Path(repo_root or find_repo_root()) / "notebooks"
+    if not nb_dir.is_dir():
+        return ()
+    names = []
+    for py in sorted(nb_dir.glob("*.py")):
+        if py.name.startswith("_"):
+            continue
+        head = py.read_text(encoding="utf-8", errors="replace")[:2000]
+        if "jupytext" in head or "# %%" in head or py.with_suffix(".ipynb").exists():
+            names.append(py.stem)
+    return tuple(names)
+
+
+#: Papers of this checkout (computed at import; :func:`reproduce` re-discovers per root).
+PAPERS: tuple[str, ...] = discover_papers()
+
+
+def load_parameters(paper: str, profile: str, repo_root: Path) -> dict[str, Any]:
+    """Parameters of ``papermill_runs/<paper>/<profile>.yaml``, with ``profile`` set."""
+    import yaml
+
+    path = repo_root / "papermill_runs" / paper / f"{profile}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise GradInvError(
+            f"no parameter file {path.relative_to(repo_root)}; "
+            f"profiles present for {paper!r}: {', '.join(have) or 'none'}"
+        )
+    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(params, dict):
+        raise GradInvError(f"{path} must hold a mapping of parameter names to values")
+    params.setdefault("profile", profile)
+    return params
+
+
+def sync_notebook(py_path: Path) -> Path:
+    """Make ``<name>.ipynb`` current: run jupytext when the ``.py`` is newer (or the
+    ``.ipynb`` is missing). Paired notebooks are ``--sync``-ed (outputs kept), others
+    converted with ``--to ipynb``. Returns the ``.ipynb`` path."""
+    ipynb = py_path.with_suffix(".ipynb")
+    if ipynb.exists() and ipynb.stat().st_mtime >= py_path.stat().st_mtime:
+        return ipynb
+    head = py_path.read_text(encoding="utf-8", errors="replace")[:2000]
+    paired = "formats:" in head and "ipynb" in head
+    args = ["--sync"] if paired and ipynb.exists() else ["--to", "ipynb"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupytext", *args, str(py_path)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0 or not ipynb.exists():
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        raise GradInvError(
+            f"jupytext could not convert {py_path.name}: {msg[-1] if msg else 'no output'}"
+        )
+    return ipynb
+
+
+def git_state(repo_root: Path) -> tuple[str | None, bool | None]:
+    """``(short commit, dirty)`` of ``repo_root``; dirty counts changes to tracked files
+    only. ``(None, None)`` outside a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo_root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(repo_root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    return commit or None, bool(status)
+
+
+def cpu_model() -> str:
+    """Human-readable CPU model (``/proc/cpuinfo`` on Linux, else ``platform``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, torch version and GPU name (``None`` without CUDA)."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def check_kernel(kernel: str) -> None:
+    """Raise a clear error when no Jupyter kernel ``kernel`` is installed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise GradInvError(
+            f"no Jupyter kernel named {kernel!r}; install one with "
+            f"`{sys.executable} -m ipykernel install --sys-prefix --name {kernel}` "
+            "or pass --kernel NAME (see `jupyter kernelspec list`)"
+        ) from None
+
+
+def write_manifest(path: Path, entry: dict[str, Any]) -> None:
+    """Write ``entry`` into ``path`` (JSON), keeping keys an earlier manifest or the
+    notebook itself wrote there."""
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+    data.update(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def run_one(
+    paper: str,
+    profile: str,
+    repo_root: Path,
+    out_dir: Path,
+    kernel: str = DEFAULT_KERNEL,
+    log_output: bool = False,
+) -> dict[str, Any]:
+    """Execute one paper notebook; return its result record (raises on failure)."""
+    import papermill
+
+    params = load_parameters(paper, profile, repo_root)
+    ipynb = sync_notebook(repo_root / "notebooks" / f"{paper}.py")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{paper}-{profile}.ipynb"
+    commit, dirty = git_state(repo_root)
+    machine = machine_info()
+    env_before = os.environ.get(ROOT_ENV)
+    os.environ[ROOT_ENV] = str(repo_root)  # inherited by the kernel process
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(ipynb),
+            str(output),
+            parameters=params,
+            kernel_name=kernel,
+            language="python",
+            cwd=str(repo_root),
+            log_output=log_output,
+            progress_bar=log_output,
+        )
+    finally:
+        if env_before is None:
+            os.environ.pop(ROOT_ENV, None)
+        else:
+            os.environ[ROOT_ENV] = env_before
+    wall = time.perf_counter() - start
+    on_gpu = machine["gpu"] is not None and str(params.get("device", "auto")) != "cpu"
+    entry = {
+        "paper": paper,
+        "profile": profile,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "device": machine["gpu"] if on_gpu else machine["cpu"],
+        "cpu": machine["cpu"],
+        "cpu_cores": machine["cpu_cores"],
+        "gpu": machine["gpu"],
+        "torch": machine["torch"],
+        "python": machine["python"],
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 2),
+        "parameters": params,
+        "executed_notebook": os.path.relpath(output, repo_root),
+    }
+    manifest = repo_root / "figures" / paper / "MANIFEST.json"
+    write_manifest(manifest, entry)
+    return {
+        "paper": paper,
+        "profile": profile,
+        "ok": True,
+        "wall_seconds": wall,
+        "output": str(output),
+        "manifest": str(manifest),
+        "error": None,
+    }
+
+
+def reproduce(
+    paper: str = "all",
+    profile: str = "smoke",
+    out_dir: str | Path = "papermill_runs/out",
+    repo_root: str | Path | None = None,
+    kernel: str = DEFAULT_KERNEL,
+    log_output: bool = False,
+) -> list[dict[str, Any]]:
+    """Execute the notebook of ``paper`` (or of every paper with ``"all"``) with profile
+    ``profile``; return one record per paper: ``{paper, profile, ok, wall_seconds,
+    output, manifest, error}``. A failing notebook does not stop the others: its record
+    has ``ok=False`` and a one-line ``error``. A relative ``out_dir`` is taken relative
+    to the repository root."""
+    root = Path(repo_root).resolve() if repo_root is not None else find_repo_root()
+    papers = discover_papers(root)
+    if not papers:
+        raise GradInvError(f"no paper notebooks found in {root / 'notebooks'} (*.py, py:percent)")
+    if paper == "all":
+        todo = list(papers)
+    elif paper in papers:
+        todo = [paper]
+    else:
+        raise GradInvError(f"unknown paper {paper!r}; choose one of: all, {', '.join(papers)}")
+    check_kernel(kernel)
+    out = Path(out_dir)
+    out = out if out.is_absolute() else root / out
+    results = []
+    for name in todo:
+        try:
+            results.append(run_one(name, profile, root, out, kernel, log_output))
+        except Exception as exc:  # noqa: BLE001 - one failing notebook must not stop the rest
+            results.append(
+                {
+                    "paper": name,
+                    "profile": profile,
+                    "ok": False,
+                    "wall_seconds": None,
+                    "output": str(out / f"{name}-{profile}.ipynb"),
+                    "manifest": None,
+                    "error": _one_line(exc),
+                }
+            )
+    return results
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first meaningful line`` of an exception (papermill errors are long)."""
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
+    # papermill's PapermillExecutionError carries ename/evalue: the most useful part
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        cell = getattr(exc, "exec_count", None)
+        where = f" (cell [{cell}])" if cell is not None else ""
+        return f"{ename}: {evalue}".splitlines()[0] + where
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
