@@ -24,6 +24,16 @@ def dlg_init_(model: nn.Module, bound: float = 0.5) -> nn.Module:
     return model
 
 
+def keras_init_(model: nn.Module) -> nn.Module:
+    """Keras' default initialisation: Glorot-uniform weights and zero biases."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
+
+
 class LeNet(nn.Module):
     """The LeNet of DLG (Zhu et al., NeurIPS 2019): three 5x5 conv layers with sigmoid
     activations (strides 2, 2, 1, 12 channels) and one linear layer; twice
@@ -57,9 +67,11 @@ class LeNet(nn.Module):
 
 class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al., 1998) as used by the survey (gia_survey.txt, Sec. IV):
-    conv6-pool-conv16-pool-fc120-fc84-fc. The paper (Keras) does not give the
-    activation; we use the classic tanh with average pooling (smooth, so every
-    optimisation attack applies). ``activation="relu"`` is available."""
+    conv6-pool-conv16-pool-fc120-fc84-fc. The paper's model is Keras and its activation
+    is not given: we use the classic tanh with average pooling (smooth, so every
+    optimisation attack applies; ``activation="relu"`` is available) and Keras' default
+    initialisation (Glorot-uniform weights, zero biases; ``keras_init=False`` keeps
+    PyTorch's)."""
 
     def __init__(
         self,
@@ -67,6 +79,7 @@ class LeNet5(nn.Module):
         num_classes: int = 10,
         image_size: int = 32,
         activation: str = "tanh",
+        keras_init: bool = True,
     ):
         super().__init__()
         act = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}[activation]
@@ -83,6 +96,8 @@ class LeNet5(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(flat, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, num_classes)
         )
+        if keras_init:
+            keras_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
