@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
+from gradinv.labels import infer_labels
 from gradinv.matching import GradientMatcher
 from gradinv.utils import resolve_device
 
@@ -80,6 +82,29 @@ def prepare(
         dict(observed.meta),
     )
     return model, obs
+
+
+@dataclass
+class Start:
+    """What every pixel-space attack begins with (survey Algorithm 1, lines 1-2)."""
+
+    model: nn.Module
+    observed: Observed
+    x0: Tensor  # (R, B, C, H, W) dummy batches, one per restart
+    labels: Tensor | None  # (B,) inferred labels; None for attacks that optimise them (DLG)
+
+
+def start(model: nn.Module, observed: Observed, config: Any) -> Start:
+    """Place model and gradients on ``config.device``, draw the dummy batches
+    (``config.init``, ``config.seed``, ``config.restarts``) and infer the labels with
+    ``config.label_method`` when the config has one."""
+    model, observed = prepare(model, observed, config.device)
+    p = next(model.parameters())
+    shape = (config.restarts, observed.batch_size, *observed.image_shape)
+    x0 = init_dummy(shape, config.init, config.seed, p.device, p.dtype)
+    method = getattr(config, "label_method", None)
+    labels = infer_labels(observed, model, method) if method else None
+    return Start(model, observed, x0, labels)
 
 
 def init_dummy(

@@ -18,9 +18,8 @@ from functools import partial
 from torch import nn
 
 from gradinv.case import Observed, Reconstruction
-from gradinv.labels import infer_labels
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, init_dummy, optimise_inputs, prepare, to_reconstruction
+from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 from gradinv.regularisers import output_label
 
 
@@ -47,11 +46,9 @@ def run(
     callback: Callback | None = None,
 ) -> Reconstruction:
     """L2 gradient matching with CPL's label regulariser (survey eq. 7)."""
-    model, observed = prepare(model, observed, config.device)
-    p = next(model.parameters())
-    r, b = config.restarts, observed.batch_size
-    labels = infer_labels(observed, model, config.label_method)
-    x0 = init_dummy((r, b, *observed.image_shape), config.init, config.seed, p.device, p.dtype)
+    s = start(model, observed, config)
+    model, observed, x0, labels = s.model, s.observed, s.x0, s.labels
+    r, b = x0.shape[:2]
     regs = [(config.alpha, partial(output_label, y=labels))] if config.alpha > 0 else []
     matcher = GradientMatcher(model, observed, distance="l2", regularisers=regs)
     res = optimise_inputs(

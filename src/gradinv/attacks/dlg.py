@@ -15,7 +15,7 @@ from torch import nn
 
 from gradinv.case import Observed, Reconstruction
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, init_dummy, optimise_inputs, prepare, to_reconstruction
+from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,11 @@ def run(
     callback: Callback | None = None,
 ) -> Reconstruction:
     """Joint image-and-label reconstruction by L2 gradient matching (DLG)."""
-    model, observed = prepare(model, observed, config.device)
-    p = next(model.parameters())
-    r, b, k = config.restarts, observed.batch_size, observed.num_classes
-    x0 = init_dummy((r, b, *observed.image_shape), config.init, config.seed, p.device, p.dtype)
+    s = start(model, observed, config)  # DLG has no label_method: it optimises the labels
+    model, observed, x0 = s.model, s.observed, s.x0
+    (r, b), k = x0.shape[:2], observed.num_classes
     gen = torch.Generator(device="cpu").manual_seed(config.seed + 7)
-    y0 = torch.randn((r, b, k), generator=gen, dtype=p.dtype).to(p.device)
+    y0 = torch.randn((r, b, k), generator=gen, dtype=x0.dtype).to(x0.device)
     matcher = GradientMatcher(model, observed, distance="l2")
     res = optimise_inputs(
         matcher, x0, y0, optimizer="lbfgs", lr=config.lr, iterations=config.iterations,

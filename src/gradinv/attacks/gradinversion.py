@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from gradinv.case import Observed, Reconstruction
-from gradinv.labels import infer_labels
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, init_dummy, optimise_inputs, prepare, to_reconstruction
+from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 from gradinv.regularisers import (
     bn_running_stats,
     bn_statistics,
@@ -59,11 +58,9 @@ def run(
     callback: Callback | None = None,
 ) -> Reconstruction:
     """Batch recovery with fidelity and group-consistency priors (survey eq. 8)."""
-    model, observed = prepare(model, observed, config.device)
-    p = next(model.parameters())
-    r, b = config.restarts, observed.batch_size
-    labels = infer_labels(observed, model, config.label_method)
-    x0 = init_dummy((r, b, *observed.image_shape), config.init, config.seed, p.device, p.dtype)
+    s = start(model, observed, config)
+    model, observed, x0, labels = s.model, s.observed, s.x0, s.labels
+    r, b = x0.shape[:2]
     regs = []
     if config.tv > 0:
         regs.append((config.tv, total_variation))

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from gradinv.case import Observed, Reconstruction
-from gradinv.labels import infer_labels
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, init_dummy, optimise_inputs, prepare, to_reconstruction
+from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 from gradinv.regularisers import total_variation
 
 
@@ -45,11 +44,9 @@ def run(
     callback: Callback | None = None,
 ) -> Reconstruction:
     """Cosine gradient matching with a TV prior (Inverting Gradients)."""
-    model, observed = prepare(model, observed, config.device)
-    p = next(model.parameters())
-    r, b = config.restarts, observed.batch_size
-    labels = infer_labels(observed, model, config.label_method)
-    x0 = init_dummy((r, b, *observed.image_shape), config.init, config.seed, p.device, p.dtype)
+    s = start(model, observed, config)
+    model, observed, x0, labels = s.model, s.observed, s.x0, s.labels
+    r, b = x0.shape[:2]
     regs = [(config.tv, total_variation)] if config.tv > 0 else []
     matcher = GradientMatcher(model, observed, distance="cosine", regularisers=regs)
     res = optimise_inputs(
