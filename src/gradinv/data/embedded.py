@@ -167,27 +167,35 @@ def build_brain_mri(rng: np.random.Generator) -> Raw:
     return np.concatenate(planes), labels, ["axial", "coronal", "sagittal"]
 
 
-def build_chest_xray(rng: np.random.Generator) -> Raw:
-    imgs = _crops_of(_pydicom_frames("RG1_UNCR.dcm"), 300, 64, rng, scale=(0.5, 0.95))
-    return imgs, np.zeros(len(imgs), dtype=np.int64), ["chest radiograph"]
+#: pydicom-data files and crop scales of each DICOM-based set
+DICOM_SOURCES: dict[str, tuple[tuple[str, ...], tuple[float, float], str]] = {
+    "chest_xray": (("RG1_UNCR.dcm",), (0.5, 0.95), "chest radiograph"),
+    "ct": (("693_UNCR.dcm", "explicit_VR-UN.dcm", "eCT_Supplemental.dcm"), (0.4, 0.9), "CT"),
+    "mr": (
+        ("MR2_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm"),
+        (0.5, 0.95),
+        "MR",
+    ),
+    "ultrasound": (
+        ("OBXXXX1A.dcm", "US1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm"),
+        (0.4, 0.9),
+        "ultrasound",
+    ),
+}
 
 
-def build_ct(rng: np.random.Generator) -> Raw:
-    frames = _pydicom_frames("693_UNCR.dcm", "explicit_VR-UN.dcm", "eCT_Supplemental.dcm")
-    imgs = _crops_of(frames, 300, 64, rng, scale=(0.4, 0.9))
-    return imgs, np.zeros(len(imgs), dtype=np.int64), ["CT"]
+def dicom_crops(kind: str, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` crops of the pydicom-data images of ``kind`` (a key of DICOM_SOURCES)."""
+    files, scale, _ = DICOM_SOURCES[kind]
+    return _crops_of(_pydicom_frames(*files), n, size, rng, scale=scale)
 
 
-def build_mr(rng: np.random.Generator) -> Raw:
-    frames = _pydicom_frames("MR2_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm")
-    imgs = _crops_of(frames, 300, 64, rng, scale=(0.5, 0.95))
-    return imgs, np.zeros(len(imgs), dtype=np.int64), ["MR"]
+def _dicom_builder(kind: str) -> Callable[[np.random.Generator], Raw]:
+    def build(rng: np.random.Generator) -> Raw:
+        imgs = dicom_crops(kind, 300, 64, rng)
+        return imgs, np.zeros(len(imgs), dtype=np.int64), [DICOM_SOURCES[kind][2]]
 
-
-def build_ultrasound(rng: np.random.Generator) -> Raw:
-    frames = _pydicom_frames("OBXXXX1A.dcm", "US1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm")
-    imgs = _crops_of(frames, 300, 64, rng, scale=(0.4, 0.9))
-    return imgs, np.zeros(len(imgs), dtype=np.int64), ["ultrasound"]
+    return build
 
 
 def build_fundus(rng: np.random.Generator) -> Raw:
@@ -241,35 +249,8 @@ MODALITIES = (
 
 def build_medical_modality(rng: np.random.Generator, per_class: int = 120, size: int = 64) -> Raw:
     """Ten-class medical imaging set (modality / plane), RGB, ``per_class`` crops each."""
-    gray = [*(_brain_planes(per_class, size, rng))]
-    gray.append(_crops_of(_pydicom_frames("RG1_UNCR.dcm"), per_class, size, rng, scale=(0.5, 0.95)))
-    gray.append(
-        _crops_of(
-            _pydicom_frames("693_UNCR.dcm", "explicit_VR-UN.dcm", "eCT_Supplemental.dcm"),
-            per_class,
-            size,
-            rng,
-            scale=(0.4, 0.9),
-        )
-    )
-    gray.append(
-        _crops_of(
-            _pydicom_frames("MR2_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm"),
-            per_class,
-            size,
-            rng,
-            scale=(0.5, 0.95),
-        )
-    )
-    gray.append(
-        _crops_of(
-            _pydicom_frames("OBXXXX1A.dcm", "US1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm"),
-            per_class,
-            size,
-            rng,
-            scale=(0.4, 0.9),
-        )
-    )
+    gray = [*_brain_planes(per_class, size, rng)]
+    gray += [dicom_crops(kind, per_class, size, rng) for kind in DICOM_SOURCES]
     color = [
         random_crops(
             _retina(), per_class, size, rng, scale=(0.25, 0.7), center=(0.5, 0.5), jitter=0.6
@@ -410,7 +391,7 @@ _embedded(
     "ChestX-ray8 / COVID-19 Radiography (GradInvDiff, shadow defense)",
     "pydicom-data RG1 chest radiograph (CR), augmented crops",
     "MIT (pydicom-data)",
-    build_chest_xray,
+    _dicom_builder("chest_xray"),
     "pydicom-data, pydicom",
 )
 _embedded(
@@ -418,7 +399,7 @@ _embedded(
     "CT slices (LiTS)",
     "pydicom-data CT images, augmented crops",
     "MIT (pydicom-data)",
-    build_ct,
+    _dicom_builder("ct"),
     "pydicom-data, pydicom",
 )
 _embedded(
@@ -426,7 +407,7 @@ _embedded(
     "MR slices",
     "pydicom-data MR images (head, abdomen), augmented crops",
     "MIT (pydicom-data)",
-    build_mr,
+    _dicom_builder("mr"),
     "pydicom-data, pydicom",
 )
 _embedded(
@@ -434,7 +415,7 @@ _embedded(
     "ultrasound",
     "pydicom-data ultrasound images, augmented crops",
     "MIT (pydicom-data)",
-    build_ultrasound,
+    _dicom_builder("ultrasound"),
     "pydicom-data, pydicom",
 )
 _embedded(
