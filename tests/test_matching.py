@@ -9,7 +9,7 @@ from torch import nn
 from gradinv.case import Case, Observed
 from gradinv.errors import GradInvError
 from gradinv.fl import observe
-from gradinv.matching import GradientMatcher, distance, layer_weight_vector
+from gradinv.matching import GradientMatcher, distance, layer_weight_tensor
 
 
 def tiny_case(seed: int = 0, batch: int = 2) -> Case:
@@ -75,7 +75,7 @@ def test_distances_match_hand_computation():
     assert distance(a, b, "l2").item() == pytest.approx(1 + 1 + 4)
     cos = (0 + 2 + 3) / ((1 + 4 + 9) ** 0.5 * (0 + 1 + 1) ** 0.5)
     assert distance(a, b, "cosine").item() == pytest.approx(1 - cos)
-    w = layer_weight_vector([torch.Size([2]), torch.Size([1, 1])], [1.0, 0.5])
+    w = layer_weight_tensor(2, [1.0, 0.5])
     assert distance(a, b, "l2", w).item() == pytest.approx(1 + 1 + 0.5 * 4)
     wcos = (0 + 2 + 0.5 * 3) / ((1 + 4 + 0.5 * 9) ** 0.5 * (0 + 1 + 0.5 * 1) ** 0.5)
     assert distance(a, b, "cosine", w).item() == pytest.approx(1 - wcos)
