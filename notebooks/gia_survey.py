@@ -86,8 +86,7 @@ print({role: survey.dataset_for(role, settings) for role in ("mnist_like", "cifa
 
 # %%
 fig4_images, fig4_table = survey.fig4(settings, seed, device)
-fig = plots.image_grid(list(fig4_images.values()), list(fig4_images), title="Fig. 4: single sample")
-plots.save(fig, out / "fig4_single_sample.png")
+plots.image_row(fig4_images, out / "fig4_single_sample.png", title="Fig. 4: single sample")
 plots.table_markdown(fig4_table, out / "fig4_metrics.md")
 fig4_table
 
@@ -138,8 +137,7 @@ fig5_table
 # %%
 fig6_results = survey.fig6(settings, seed, device)
 for kind, (images, table) in fig6_results.items():
-    fig = plots.image_grid(list(images.values()), list(images), title=f"Fig. 6: {kind} noise")
-    plots.save(fig, out / f"fig6_{kind}.png")
+    plots.image_row(images, out / f"fig6_{kind}.png", title=f"Fig. 6: {kind} noise")
     plots.table_markdown(table, out / f"fig6_{kind}.md")
     display(Markdown(f"**{kind}**"), table)
 
@@ -153,8 +151,7 @@ for kind, (images, table) in fig6_results.items():
 # %%
 fig7_results = survey.fig7(settings, seed, device)
 for role, (images, table) in fig7_results.items():
-    fig = plots.image_grid(list(images.values()), list(images), title=f"Fig. 7: pruning, {role}")
-    plots.save(fig, out / f"fig7_pruning_{role}.png")
+    plots.image_row(images, out / f"fig7_pruning_{role}.png", title=f"Fig. 7: pruning, {role}")
     plots.table_markdown(table, out / f"fig7_pruning_{role}.md")
     display(Markdown(f"**{role}**"), table)
 
@@ -191,7 +188,9 @@ sweep.pivot_table(index="attack", columns="defense", values="psnr")
 # successful when its reconstruction reaches the profile's `success_psnr`.
 
 # %%
-ours = table1.dropna(subset=["accuracy"]).pivot_table(index="method", columns="dataset_role", values="accuracy")
+ours = table1.dropna(subset=["accuracy"]).pivot_table(
+    index="method", columns="dataset_role", values="accuracy"
+)
 side = survey.PAPER_TABLE1.set_index("method").join(ours, lsuffix=" (paper)", rsuffix=" (this run)")
 plots.table_markdown(side.reset_index(), out / "table1_paper_vs_this_run.md")
 side

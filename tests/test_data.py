@@ -74,7 +74,12 @@ def test_channel_conversion(root):
 
 @pytest.mark.parametrize(
     ("name", "path_part"),
-    [("mnist", "MNIST/raw"), ("cifar10", "cifar-10-batches-py"), ("bloodmnist", "medmnist"), ("celeba", "celeba")],
+    [
+        ("mnist", "MNIST/raw"),
+        ("cifar10", "cifar-10-batches-py"),
+        ("bloodmnist", "medmnist"),
+        ("celeba", "celeba"),
+    ],
 )
 def test_missing_real_dataset_names_the_file_to_put_in_place(tmp_path, name, path_part):
     with pytest.raises(MissingAssetError, match=path_part):
@@ -110,5 +115,7 @@ def test_info_lists_every_dataset_with_provenance(root):
     rows = data.info(root)
     assert {r["name"] for r in rows} == set(data.NAMES)
     for r in rows:
-        assert r["licence"] and r["source"] and r["stands_in_for"] and isinstance(r["present"], bool)
+        assert (
+            r["licence"] and r["source"] and r["stands_in_for"] and isinstance(r["present"], bool)
+        )
     assert "digits" in data.format_table(rows)

@@ -85,6 +85,17 @@ def image_grid(
     return fig
 
 
+def image_row(
+    images: Mapping[str, torch.Tensor],
+    path: str | Path | None = None,
+    title: str | None = None,
+    row_label: str = "",
+) -> Figure:
+    """One row of single images, each column titled by its key (e.g. attack or level)."""
+    batch = torch.cat([img.reshape(-1, *img.shape[-3:])[:1] for img in images.values()])
+    return image_grid([batch], [row_label], list(images), path=path, title=title)
+
+
 def curves(
     df_or_dict: pd.DataFrame | Mapping[str, Any],
     x: str,

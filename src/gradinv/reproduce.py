@@ -81,7 +81,9 @@ PAPERS: tuple[str, ...] = discover_papers()
 
 
 def load_parameters(paper: str, profile: str, repo_root: Path) -> dict[str, Any]:
-    """Parameters of ``papermill_runs/<paper>/<profile>.yaml``, with ``profile`` set."""
+    """Papermill parameters of ``papermill_runs/<paper>/<profile>.yaml``, with ``profile``
+    set. The ``settings`` block is not a parameter: the notebook reads it from the same
+    file by profile name (``gradinv.experiments.common.load_profile``)."""
     import yaml
 
     path = repo_root / "papermill_runs" / paper / f"{profile}.yaml"
@@ -94,6 +96,7 @@ def load_parameters(paper: str, profile: str, repo_root: Path) -> dict[str, Any]
     params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(params, dict):
         raise GradInvError(f"{path} must hold a mapping of parameter names to values")
+    params.pop("settings", None)
     params.setdefault("profile", profile)
     return params
 
