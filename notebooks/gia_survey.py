@@ -202,10 +202,19 @@ claims
 
 # %% [markdown]
 # **Where this run differs from the paper.** Stand-in data replace the datasets that are
-# not on this machine (see the dataset roles printed above); the `smoke` profile uses
-# 16-pixel images, tens of attack iterations and two FedAvg rounds on 1,500 images, so its
-# accuracies are far below a converged model's and its verdicts are about the ordering of
-# defenses, not their absolute levels. The `paper` profile uses the paper's image sizes,
-# hundreds of iterations and many rounds. Our LeNet-5 uses tanh and average pooling (the
-# paper's Keras model is not specified), and R-GAP attacks DLG's LeNet, since it cannot
-# invert pooling layers.
+# not on this machine (see the dataset roles printed above). The `smoke` profile attacks
+# 16-pixel images with tens of attack iterations and runs FedAvg for a few rounds on a few
+# thousand images (`papermill_runs/gia_survey/smoke.yaml`), so its accuracies are far below
+# a converged model's and its verdicts speak for the ordering of defenses more than for
+# their absolute levels; the `paper` profile uses the paper's image sizes, hundreds to
+# thousands of iterations and 50 rounds on the full training sets. Our LeNet-5 uses tanh,
+# average pooling and Keras' initialisation (the paper's model is Keras and otherwise
+# unspecified), and R-GAP attacks DLG's LeNet, since it cannot invert pooling layers.
+#
+# **What the committed smoke run says** (the verdict table above is recomputed on every run;
+# these sentences describe `figures/gia_survey/`). Fixed-variance noise thresholds depend on the scale of the
+# gradients: a freshly initialised LeNet-5 has small gradients, so variances the paper
+# calls harmless already hurt the attack here. Pruning reproduces the paper's ordering
+# (colour images need less pruning than clean monochrome digits). Mixed-precision
+# quantisation only defends against someone who sees the integer codes without their
+# scales; a server that dequantises, as the paper's FL pipeline does, can still invert.
