@@ -211,3 +211,23 @@ def test_attack_end_to_end_json(capsys, tmp_path):
     assert result["batch"] == 1 and result["image_size"] == 16
     assert (out_dir / "grid.png").stat().st_size > 0
     assert json.loads((out_dir / "metrics.json").read_text())["psnr"] == result["psnr"]
+
+
+def test_lab_registers_kernel_then_execs_jupyter_lab_in_notebooks(monkeypatch):
+    import os
+    import subprocess
+
+    calls = {}
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.setdefault("run", cmd))
+
+    def fake_execv(path, argv):
+        calls["execv"] = argv
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execv", fake_execv)
+    with pytest.raises(SystemExit):
+        main(["lab", "--no-browser"])
+    assert calls["run"][1:] == ["-m", "ipykernel", "install", "--user", "--name", "gradinv",
+                                "--display-name", "Python (gradinv)"]  # fmt: skip
+    assert calls["execv"][1:3] == ["-m", "jupyterlab"]
+    assert calls["execv"][3].endswith("notebooks") and calls["execv"][4:] == ["--no-browser"]

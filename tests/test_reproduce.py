@@ -41,6 +41,7 @@ from pathlib import Path
 out = Path("figures") / "demo"
 out.mkdir(parents=True, exist_ok=True)
 (out / "result.txt").write_text(f"{profile} {n * 2}")
+assert "settings" not in globals()  # only declared parameters are injected
 """
 
 
@@ -50,7 +51,7 @@ def make_repo(root: Path, body: str = NOTEBOOK, n: int = 21) -> Path:
     (root / "pyproject.toml").write_text("[project]\nname = 'fake'\n")
     (root / "notebooks" / "demo.py").write_text(body)
     (root / "papermill_runs" / "demo").mkdir(parents=True)
-    (root / "papermill_runs" / "demo" / "smoke.yaml").write_text(f"n: {n}\n")
+    (root / "papermill_runs" / "demo" / "smoke.yaml").write_text(f"n: {n}\nsettings: {{size: 8}}\n")
     return root
 
 
@@ -142,6 +143,7 @@ def test_missing_kernel_is_a_clear_error(tmp_path):
         rp.reproduce("demo", repo_root=root, kernel="no-such-kernel-xyz")
 
 
-def test_load_parameters_sets_profile(tmp_path):
+def test_load_parameters_sets_profile_and_leaves_settings_to_the_notebook(tmp_path):
     root = make_repo(tmp_path, n=5)
+    # the settings block is read by the notebook itself (load_profile), not injected
     assert rp.load_parameters("demo", "smoke", root) == {"n": 5, "profile": "smoke"}

@@ -269,6 +269,33 @@ def _load_batch(args: argparse.Namespace):
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
+    import contextlib
+
+    if args.json:  # stdout carries the JSON object only: anything a library prints -> stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_attack(args)
+        print(json.dumps(result))
+        return 0
+    result = run_attack(args)
+    scores, wall = result, result["wall_seconds"]
+    lp = "skipped (--no-lpips)" if scores["lpips"] is None else f"{scores['lpips']:.4f}"
+    print(
+        f"{result['attack']} on {result['model']}, {result['batch']} image(s) "
+        f"{result['image_size']}x{result['image_size']}x{result['channels']} from "
+        f"{result['source']}, defense {result['defense']}, {wall:.1f} s"
+    )
+    print(f"  PSNR  {_fmt(scores['psnr'], '.2f')} dB   (higher = better reconstruction)")
+    print(f"  SSIM  {_fmt(scores['ssim'], '.4f')}")
+    print(f"  LPIPS {lp}")
+    print(f"  MSE   {_fmt(scores['mse'], '.5f')}")
+    if result["label_accuracy"] is not None:
+        print(f"  labels recovered: {result['label_accuracy']:.0%}")
+    print(f"wrote {result['grid']} and {Path(result['out_dir']) / 'metrics.json'}")
+    return 0
+
+
+def run_attack(args: argparse.Namespace) -> dict[str, Any]:
+    """The work of ``gradinv attack``: returns the metrics.json record (also written)."""
     from tqdm import tqdm
 
     from gradinv import attacks, metrics, models, plots
@@ -293,6 +320,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
         overrides["restarts"] = args.restarts
     overrides.setdefault("seed", args.seed)
     device = resolve_device(args.device)
+    # validate the attack options before any work (unknown field, unparsable value)
+    make_config = getattr(attacks, "make_config", None)
+    config = make_config(args.attack, **overrides) if make_config else attack_module.Config()
 
     seed_everything(args.seed)
     images, labels, num_classes, source = _load_batch(args)
@@ -310,7 +340,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     observed = observe(case, defense=defense, oracle_labels=args.oracle_labels)
     observed.check_against(model)
 
-    total = int(overrides.get("iterations", getattr(attack_module.Config(), "iterations", 0)))
+    total = int(getattr(config, "iterations", 0) or 0)
     bar = tqdm(
         total=total or None,
         desc=f"{args.attack}",
@@ -387,23 +417,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         "grid": str(grid_path),
     }
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-    if args.json:
-        print(json.dumps(result))
-    else:
-        lp = "skipped (--no-lpips)" if scores["lpips"] is None else f"{scores['lpips']:.4f}"
-        print(
-            f"{args.attack} on {args.model}, {result['batch']} image(s) {args.size}x{args.size}"
-            f"x{channels} from {source}, defense {result['defense']}, {wall:.1f} s"
-        )
-        print(f"  PSNR  {_fmt(scores['psnr'], '.2f')} dB   (higher = better reconstruction)")
-        print(f"  SSIM  {_fmt(scores['ssim'], '.4f')}")
-        print(f"  LPIPS {lp}")
-        print(f"  MSE   {_fmt(scores['mse'], '.5f')}")
-        if result["label_accuracy"] is not None:
-            print(f"  labels recovered: {result['label_accuracy']:.0%}")
-        print(f"wrote {grid_path} and {out_dir / 'metrics.json'}")
-    return 0
+    return result
 
 
 def _label_accuracy(recovered: list[int] | None, true: list[int]) -> float | None:
@@ -525,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="first steps:\n"
         "  gradinv assets                 # build offline LPIPS weights and datasets (once)\n"
         "  gradinv datasets               # what data is present\n"
-        "  gradinv attack --attack ig --model lenet --dataset mnist --iters 200\n"
+        "  gradinv attack --attack ig --model lenet --dataset digits --iters 200\n"
         "  gradinv reproduce --paper all --profile smoke\n"
         "Run `gradinv COMMAND --help` for the options of a command.",
     )
@@ -576,7 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"defenses: {_names('gradinv.defenses', 'DEFENSES')}, none",
         ),
         epilog="examples:\n"
-        "  gradinv attack --attack dlg --model lenet --dataset mnist --size 32 --iters 300\n"
+        "  gradinv attack --attack dlg --model lenet --dataset digits --size 32 --iters 300\n"
+        "  gradinv attack --attack ig --model resnet18 --dataset brain_mri --batch 4 --size 64\n"
         "  gradinv attack --attack ig --model resnet18 --images me.png --size 64 --device cuda\n"
         "  gradinv attack --attack ig --model lenet --images batch.npz --batch 4 \\\n"
         "      --defense dp_gaussian --defense-opt variance=1e-4 --iters 500 --json\n"

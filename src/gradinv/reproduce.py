@@ -124,6 +124,21 @@ def sync_notebook(py_path: Path) -> Path:
     return ipynb
 
 
+def declared_parameters(ipynb: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that the notebook's ``parameters`` cell declares.
+
+    Profile files may hold more than the parameter cell (e.g. a ``settings`` block the
+    notebook reads itself with ``load_profile``); only declared names are injected, so
+    papermill neither warns nor injects large unused literals. A notebook without a
+    parameters cell gets everything."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(ipynb))
+    if not declared:
+        return params
+    return {k: v for k, v in params.items() if k in declared}
+
+
 def git_state(repo_root: Path) -> tuple[str | None, bool | None]:
     """``(short commit, dirty)`` of ``repo_root``; dirty counts changes to tracked files
     only. ``(None, None)`` outside a git checkout."""
@@ -213,6 +228,7 @@ def run_one(
 
     params = load_parameters(paper, profile, repo_root)
     ipynb = sync_notebook(repo_root / "notebooks" / f"{paper}.py")
+    params = declared_parameters(ipynb, params)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{paper}-{profile}.ipynb"
     commit, dirty = git_state(repo_root)

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 import yaml
 
-import gradinv
 from gradinv import attacks, data, defenses, metrics, models
 from gradinv.case import Case, Reconstruction
 from gradinv.errors import GradInvError
@@ -20,12 +19,11 @@ from gradinv.utils import resolve_device, seed_everything
 
 
 def repo_root() -> Path:
-    """The project root: the folder holding ``pyproject.toml`` above the package or cwd."""
-    for start in (Path(gradinv.__file__).resolve(), Path.cwd().resolve()):
-        for folder in (start, *start.parents):
-            if (folder / "pyproject.toml").exists() and (folder / "notebooks").is_dir():
-                return folder
-    return Path.cwd()
+    """The project root (``$GRADINV_REPO_ROOT``, else above the cwd, else the checkout);
+    one definition, shared with the papermill runner."""
+    from gradinv.reproduce import find_repo_root
+
+    return find_repo_root()
 
 
 def load_profile(paper: str, profile: str) -> dict[str, Any]:
