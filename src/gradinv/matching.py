@@ -79,12 +79,17 @@ def distance(
         per = _layer_sums(lambda a, b: (a - b).square(), dummy, target)
         return (per * weights).sum() if weights is not None else per.sum()
     if kind == "cosine":
-        dot = _layer_sums(torch.mul, dummy, target)
+        # 1 - <a, b>_w / (|a|_w |b|_w) = 0.5 sum_l w_l |a_l / |a|_w - b_l / |b|_w|^2: the same
+        # value, without the cancellation of "1 - cos" in float32 when cos is within 1e-7 of 1
+        # (deep sigmoid nets, whose last layers dominate the gradient, get there)
         na = _layer_sums(torch.square, dummy)
         nb = target_sq if target_sq is not None else _layer_sums(torch.square, target)
         if weights is not None:
-            dot, na, nb = dot * weights, na * weights, nb * weights
-        return 1.0 - dot.sum() / (na.sum().sqrt() * nb.sum().sqrt() + 1e-12)
+            na, nb = na * weights, nb * weights
+        inv_a = na.sum().sqrt().clamp_min(1e-12).reciprocal()
+        inv_b = nb.sum().sqrt().clamp_min(1e-12).reciprocal()
+        per = _layer_sums(lambda a, b: (a * inv_a - b * inv_b).square(), dummy, target)
+        return 0.5 * ((per * weights).sum() if weights is not None else per.sum())
     raise GradInvError(f"unknown gradient distance {kind!r}; choose one of {DISTANCES}")
 
 
