@@ -21,6 +21,18 @@ with ``p_i`` the softmax output and ``h_i`` the classifier's input feature of sa
   the model it holds, so ``n_k ~= B (pbar_k - dL/db_k)``, rounded to integers that sum to ``B``
   (largest remainder). Without a bias the weight-row sums are used with the probes' mean
   feature sum ``sbar``: ``n_k ~= B (pbar_k - (dL/dW_k . 1) / sbar)``.
+* **rlu** (Chen and Vikalo, "Recovering Labels from Local Updates in Federated Learning",
+  ICML 2024; GradInvDiff's label step): the output layer's update is linear in the label
+  counts ``n`` once each class's *expected* softmax ``pbar^(c)`` and feature ``hbar^(c)``
+  are known, ``dL/db = (1/B) sum_c n_c (pbar^(c) - e_c)`` and
+  ``dL/dW = (1/B) sum_c n_c (pbar^(c) - e_c) hbar^(c)^T``. RLU estimates these per-class
+  statistics ("erroneous confidence") from auxiliary labelled data pushed through the model
+  the server holds, and solves these equations for ``n`` by least squares (the bias equations when the layer has a
+  bias: they are exact up to ``pbar``, while the weight rows add the spread of the features
+  around ``hbar``; measured on LeNet7/ResNet18 they only lowered accuracy), then rounds
+  to non-negative integers summing to ``B``. Without auxiliary data every class gets the
+  statistics of random probes. This is RLU's one-step (FedSGD) case; its Monte Carlo model
+  of multi-epoch local training is not needed for a single gradient.
 * **yin** (Yin et al., "See through Gradients", CVPR 2021, Sec. 3.1): the ``B`` classes whose
   weight-gradient rows have the most negative minimum; assumes non-negative features and
   distinct labels.
@@ -35,7 +47,7 @@ from gradinv.case import Observed
 from gradinv.errors import GradInvError
 from gradinv.matching import stateless_copy
 
-METHODS = ("auto", "idlg", "count", "yin")
+METHODS = ("auto", "idlg", "count", "rlu", "yin")
 
 
 def classifier_gradients(observed: Observed) -> tuple[Tensor, Tensor | None]:
@@ -73,22 +85,32 @@ def idlg_label(observed: Observed, model: nn.Module | None = None) -> Tensor:
     return negatives.argmax().reshape(1).long()
 
 
-def _probe(model: nn.Module, observed: Observed, n: int, seed: int) -> tuple[Tensor, Tensor]:
-    """Mean softmax ``(K,)`` and mean classifier-input feature sum of ``n`` random probes."""
+def _softmax_and_features(model: nn.Module, inputs: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Softmax outputs ``(N, K)`` of a copy of ``model`` and the inputs ``(N, D)`` of its
+    last linear layer (``None`` if it has none), without touching the model itself."""
     clone = stateless_copy(model)
     device = next(clone.parameters()).device
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    probes = torch.rand((n, *observed.image_shape), generator=gen).to(device)
     feats: list[Tensor] = []
     linear = [m for m in clone.modules() if isinstance(m, nn.Linear)]
     hook = linear[-1].register_forward_hook(lambda m, i, o: feats.append(i[0])) if linear else None
     try:
         with torch.no_grad():
-            probs = clone(probes).softmax(dim=-1)
+            probs = clone(inputs.to(device)).softmax(dim=-1)
     finally:
         if hook is not None:
             hook.remove()
-    fsum = feats[0].reshape(n, -1).sum(dim=1).mean() if feats else torch.tensor(float("nan"))
+    return probs, (feats[0].reshape(len(inputs), -1) if feats else None)
+
+
+def _random_probes(observed: Observed, n: int, seed: int) -> Tensor:
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.rand((n, *observed.image_shape), generator=gen)
+
+
+def _probe(model: nn.Module, observed: Observed, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Mean softmax ``(K,)`` and mean classifier-input feature sum of ``n`` random probes."""
+    probs, feats = _softmax_and_features(model, _random_probes(observed, n, seed))
+    fsum = feats.sum(dim=1).mean() if feats is not None else torch.tensor(float("nan"))
     return probs.mean(dim=0), fsum
 
 
@@ -118,6 +140,50 @@ def count_labels(observed: Observed, model: nn.Module, probes: int = 64, seed: i
     return torch.repeat_interleave(torch.arange(observed.num_classes, device=weight.device), n)
 
 
+def rlu_labels(
+    observed: Observed,
+    model: nn.Module,
+    aux: tuple[Tensor, Tensor] | None = None,
+    probes: int = 64,
+    seed: int = 0,
+) -> Tensor:
+    """RLU (Chen and Vikalo 2024), one-step case: ``(B,)`` labels sorted by class.
+
+    Args:
+        aux: the attacker's auxiliary labelled data ``(images (N, C, H, W), labels (N,))``
+            (public data of the same modality); ``None`` uses ``probes`` random images.
+    """
+    b, k = observed.batch_size, observed.num_classes
+    weight, bias = classifier_gradients(observed)
+    dev, dt = weight.device, torch.float64
+    probe_p, probe_h = _softmax_and_features(model, _random_probes(observed, probes, seed))
+    pbar = probe_p.mean(0).to(dev, dt).expand(k, k).clone()  # row c: E[softmax | class c]
+    hbar = None if probe_h is None else probe_h.mean(0).to(dev, dt).expand(k, -1).clone()
+    if aux is not None:
+        images, labels = aux
+        p, h = _softmax_and_features(model, images)
+        for c in labels.unique().tolist():
+            sel = (labels == c).to(p.device)
+            pbar[c] = p[sel].mean(0).to(dev, dt)
+            if hbar is not None and h is not None:
+                hbar[c] = h[sel].mean(0).to(dev, dt)
+    err = pbar - torch.eye(k, device=dev, dtype=dt)  # (K classes c, K outputs j)
+    if bias is not None:  # K equations, exact up to pbar: the weight rows only add feature noise
+        a, rhs = err.T / b, bias.to(dt)
+    elif hbar is not None and hbar.shape[1] == weight.reshape(k, -1).shape[1]:
+        a = torch.einsum("cj,cd->jdc", err, hbar).reshape(-1, k) / b
+        rhs = weight.reshape(-1).to(dt)
+    else:
+        return count_labels(observed, model, probes, seed)
+    # the softmax rows sum to one, so the equations only fix n up to its total: add sum(n) = B
+    scale = a.abs().max().clamp_min(1e-12)
+    a = torch.cat([a, torch.ones(1, k, device=dev, dtype=dt) * scale])
+    rhs = torch.cat([rhs, torch.tensor([b * scale.item()], device=dev, dtype=dt)])
+    n = torch.linalg.lstsq(a, rhs[:, None]).solution[:, 0]
+    counts = _round_counts(n, b).to(dev)
+    return torch.repeat_interleave(torch.arange(k, device=dev), counts)
+
+
 def yin_labels(observed: Observed) -> Tensor:
     """Yin et al. (2021): the ``B`` classes with the most negative weight-gradient row minima."""
     weight, _ = classifier_gradients(observed)
@@ -130,9 +196,15 @@ def yin_labels(observed: Observed) -> Tensor:
     return mins.argsort()[: observed.batch_size].sort().values.long()
 
 
-def infer_labels(observed: Observed, model: nn.Module, method: str = "auto") -> Tensor:
+def infer_labels(
+    observed: Observed,
+    model: nn.Module,
+    method: str = "auto",
+    aux: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Labels ``(B,)`` for ``observed``: the oracle labels if the threat model grants them,
-    else iDLG for ``B = 1`` and the count method for batches (``method="auto"``)."""
+    else iDLG for ``B = 1`` and the count method for batches (``method="auto"``); ``aux`` is
+    RLU's auxiliary labelled data."""
     if method not in METHODS:
         raise GradInvError(f"unknown label method {method!r}; choose one of {METHODS}")
     device = observed.gradients[-1].device
@@ -144,4 +216,6 @@ def infer_labels(observed: Observed, model: nn.Module, method: str = "auto") -> 
         return idlg_label(observed, model)
     if method == "yin":
         return yin_labels(observed)
+    if method == "rlu":
+        return rlu_labels(observed, model, aux)
     return count_labels(observed, model)
