@@ -19,7 +19,16 @@ from torch import nn
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
 
-NAMES: tuple[str, ...] = ("dlg", "idlg", "ig", "cpl", "gradinversion", "rgap")
+NAMES: tuple[str, ...] = (
+    "dlg",
+    "idlg",
+    "ig",
+    "cpl",
+    "gradinversion",
+    "rgap",
+    "ggdm",
+    "gradinvdiff",
+)
 
 
 class _Registry(Mapping):
