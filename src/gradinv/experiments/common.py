@@ -91,9 +91,11 @@ def build_case(
     channels: int | None = None,
     device: str | torch.device = "cpu",
     train_mode: bool = True,
+    split: str = "train",
 ) -> Case:
-    """A fresh victim ``model`` (seeded random init) and a seeded private batch."""
-    ds = data.load(dataset, split="train", size=size, channels=channels, seed=seed)
+    """A fresh victim ``model`` (seeded random init) and a seeded private batch of ``split``
+    (use ``"test"`` when the attacker's prior was trained on the ``"train"`` split)."""
+    ds = data.load(dataset, split=split, size=size, channels=channels, seed=seed)
     images, labels = pick_batch(ds, batch, seed)
     seed_everything(seed)
     net = models.build(model, images.shape[1], ds.num_classes, size)
