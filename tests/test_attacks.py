@@ -154,7 +154,9 @@ def test_unknown_optimizer_init_and_scheduler_are_rejected():
 
 # -- registry ----------------------------------------------------------------------------------
 def test_registry_lists_all_attacks_and_runs_by_name_with_string_options(rgb16):
-    assert set(attacks.ATTACKS) == {"dlg", "idlg", "ig", "cpl", "gradinversion", "rgap"}
+    assert set(attacks.ATTACKS) == {
+        *("dlg", "idlg", "ig", "cpl", "gradinversion", "rgap", "ggdm", "gradinvdiff")
+    }
     for name in ("dlg", "idlg", "ig", "cpl", "gradinversion"):
         module = attacks.get(name)
         assert callable(module.run) and module.Config().iterations > 0
