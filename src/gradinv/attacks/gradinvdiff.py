@@ -20,7 +20,10 @@ Defaults from the paper: ``K = 5``, ``eta = 0.01``, Adam, negative cosine loss, 
 DDPM with ``T = 1000``. Our choices (parameters): the victim is evaluated on ``mu`` mapped to
 ``[0, 1]``; ``mu*`` is chosen among the ``K`` Adam iterates (``include_start=True`` also
 admits ``mu_theta``); a fresh Adam state at every step; ``steps`` respaces the reverse
-process for budgets below ``T`` (iDDPM respacing).
+process for budgets below ``T`` (iDDPM respacing), and then ``respace_lr`` scales ``eta`` by
+``T / steps`` so that AMO's total step length matches the paper's ``T``-step process (at 50
+steps, 0.2 instead of 0.01: measured +2 to +9 dB on four smoke images; at ``T`` steps the
+paper's 0.01 is used as is).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from gradinv.case import Observed, Reconstruction
+from gradinv.errors import GradInvError
 from gradinv.guided import Guidance, guided_start, reverse_process
 from gradinv.optimize import Callback
 
@@ -44,6 +48,7 @@ class Config:
     amo: bool = True  # Table 2 ablation "w/o AMO"
     gani: bool = True  # Table 2 ablation "w/o GANI"
     include_start: bool = False  # our reading: mu* among the K iterates only
+    respace_lr: bool = True  # ours: eta x T / steps when respaced (same AMO budget as T steps)
     seed: int = 0  # our choice
     label_method: str = "rlu"  # Sec. 2.1: RLU (Chen and Vikalo 2024)
     aux_dataset: str | None = None  # RLU's auxiliary labelled data (None: random probes)
@@ -99,21 +104,23 @@ def run(
     callback: Callback | None = None,
 ) -> Reconstruction:
     """GradInvDiff sampling, eq. 8 (with the Table 2 ablation switches)."""
+    if config.amo and config.amo_steps < 1:
+        raise GradInvError(f"amo_steps must be >= 1 (got {config.amo_steps}); use amo=False")
     g = guided_start(model, observed, config)
     t_max = g.prior.num_train_timesteps
+    n_steps = len(g.prior.timesteps(config.steps))
+    lr = config.amo_lr * (t_max / n_steps if config.respace_lr else 1.0)
 
     def step(i: int, t: int, s: int, x_t: Tensor):
         mu = g.prior.posterior(x_t, t, s)
         if config.amo:
-            mu_star, dist = adaptive_mean(
-                g, mu.mean, config.amo_steps, config.amo_lr, config.include_start
-            )
+            mu_star, dist = adaptive_mean(g, mu.mean, config.amo_steps, lr, config.include_start)
             gamma = gamma_schedule(t, t_max)
             mean = gamma * mu_star + (1 - gamma) * mu.mean  # eq. 6
             direction = mu_star - mu.mean
         else:
             dist, grad = g.match(mu.mean)
-            gamma, mean, direction = 0.0, mu.mean, -config.amo_lr * grad
+            gamma, mean, direction = 0.0, mu.mean, -lr * grad
         if s < 0:
             return mean, {"distance": float(dist), "gamma": gamma}
         eps = g.noise(x_t)

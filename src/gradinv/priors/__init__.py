@@ -69,7 +69,14 @@ def _find(name: str) -> Path | None:
 def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu") -> DiffusionPrior:
     """Load a prior by folder path or registry name (``<dataset>-<size>``)."""
     path = Path(name_or_path)
-    folder = path if path.is_dir() else _find(str(name_or_path))
+    if path.is_dir():
+        return DiffusionPrior.load(path, device)
+    if len(path.parts) > 1:
+        raise MissingAssetError(
+            f"prior folder {path} does not exist; give an existing folder or a registry name "
+            "such as 'chest_xray-32' (`gradinv priors list`)"
+        )
+    folder = _find(str(name_or_path))
     if folder is None:
         dataset, _, size = str(name_or_path).rpartition("-")
         raise MissingAssetError(

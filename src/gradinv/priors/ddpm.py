@@ -59,6 +59,19 @@ class PriorSpec:
     # iDDPM's cosine schedule (Nichol and Dhariwal 2021, the paper's framework); "linear" is Ho's
     beta_schedule: str = "squaredcos_cap_v2"
 
+    def __post_init__(self) -> None:
+        levels = 2 ** (len(self.block_out_channels) - 1)
+        if self.image_size % levels:
+            raise GradInvError(
+                f"image_size {self.image_size} must be a multiple of {levels} for a UNet with "
+                f"{len(self.block_out_channels)} levels; pick another size or fewer levels"
+            )
+        if any(c % self.norm_num_groups for c in self.block_out_channels):
+            raise GradInvError(
+                f"block_out_channels {self.block_out_channels} must be multiples of "
+                f"norm_num_groups={self.norm_num_groups}"
+            )
+
     def unet(self) -> nn.Module:
         from diffusers import UNet2DModel
 
@@ -146,7 +159,8 @@ class DiffusionPrior(nn.Module):
     def timesteps(self, steps: int | None = None) -> list[int]:
         """Descending timesteps of a reverse process with ``steps`` steps (``None``: all ``T``).
 
-        Respacing keeps ``T - 1`` and ``0`` and spaces the rest evenly (iDDPM's respacing)."""
+        Respacing starts at ``T - 1``, ends at ``0`` when ``steps > 1`` and spaces the rest
+        evenly (iDDPM's respacing); one step goes from ``T - 1`` straight to ``x_0``."""
         t_max = self.num_train_timesteps
         n = t_max if steps is None else int(steps)
         if not 1 <= n <= t_max:
@@ -278,7 +292,13 @@ class DiffusionPrior(nn.Module):
         meta = json.loads(config.read_text())
         prior = cls(PriorSpec.from_dict(meta["spec"]))
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        prior.unet.load_state_dict(state)
+        try:
+            prior.unet.load_state_dict(state)
+        except RuntimeError as err:
+            raise GradInvError(
+                f"the weights in {weights} do not fit the architecture in {config} "
+                f"({str(err).splitlines()[0]}); retrain the prior or restore both files"
+            ) from None
         prior.meta = {k: v for k, v in meta.items() if k != "spec"}
         return prior.to(device).eval().requires_grad_(False)
 

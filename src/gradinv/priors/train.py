@@ -94,9 +94,9 @@ def train_prior(
 ) -> DiffusionPrior:
     """Train (or resume training) a prior on ``config.dataset``; returns the EMA prior."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     ds = data.load(config.dataset, split="train", size=config.size, channels=config.channels)
+    out.mkdir(parents=True, exist_ok=True)
     images = ds.images.float()
     digest = data_hash(images)
     spec = config.spec(images.shape[1])
@@ -109,9 +109,12 @@ def train_prior(
 
     ckpt = out / "checkpoint.pt"
     settings = {**dataclasses.asdict(config), "device": None}
+    # a run may be resumed to more steps, with other checkpoint intervals or on another device
+    same_run = {k: v for k, v in settings.items() if k not in ("steps", "checkpoint_every")}
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["data_hash"] != digest or state["settings"] != settings:
+        theirs = {k: v for k, v in state["settings"].items() if k in same_run}
+        if state["data_hash"] != digest or theirs != same_run:
             raise GradInvError(
                 f"{ckpt} belongs to a different run (other data or settings); delete it, pick "
                 "another --out folder, or pass --no-resume to start over"
@@ -139,9 +142,10 @@ def train_prior(
         noise = torch.randn(x0.shape, generator=gen).to(device)
         t = torch.randint(t_max, (len(idx),), generator=gen).to(device)
         loss = (prior.unet(prior.add_noise(x0, noise, t), t).sample - noise).square().mean()
-        if not math.isfinite(loss.item()):
+        value = loss.item()
+        if not math.isfinite(value):
             raise GradInvError(
-                f"prior training diverged at step {step} (loss {loss.item()}); lower --lr. "
+                f"prior training diverged at step {step} (loss {value}); lower --lr. "
                 f"The last checkpoint in {out} is intact."
             )
         for g in opt.param_groups:
@@ -154,7 +158,7 @@ def train_prior(
         with torch.no_grad():
             for e, p in zip(ema.parameters(), prior.unet.parameters(), strict=True):
                 e.lerp_(p, 1 - decay)
-        losses.append(float(loss))
+        losses.append(value)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
