@@ -755,7 +755,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="classes of the victim model for --images (default: 10)",
     )
-    p.add_argument("--split", default="train", help="dataset split for --dataset (default: train)")
+    p.add_argument(
+        "--split",
+        default="train",
+        help="dataset split for --dataset (default: train; use test with a diffusion prior, "
+        "which was trained on train, so the prior never saw the private image)",
+    )
     p.add_argument("--root", default=None, help="data directory for --dataset")
     p.add_argument(
         "--defense",
