@@ -280,16 +280,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def table2(settings: dict[str, Any], seed: int = 0, device: str = "cpu") -> pd.DataFrame:
-    """Table 2 on the Acevedo-20 role: ablations, gradient noise and batch sizes."""
+    """Table 2 on the Acevedo-20 role: ablations, gradient noise and batch sizes
+    (``table2.images`` private batches per cell, default ``settings["images"]``)."""
     cfg = settings["table2"]
     plane = planes_for(cfg["role"], settings)[0]
     prior = prior_for(plane.dataset, settings, device)
+    per_cell = {**settings, "images": cfg.get("images", settings["images"])}
     rows = []
     for network in cfg["networks"]:
         for variant in cfg["variants"]:
             extra = dict(VARIANTS[variant])
             batch = extra.pop("batch", 1)
-            for k, case in enumerate(victim_cases(plane, network, settings, batch, seed, device)):
+            for k, case in enumerate(victim_cases(plane, network, per_cell, batch, seed, device)):
                 run = _run(case, "gradinvdiff", settings, prior, plane.dataset, **extra)
                 rows.append(
                     run.row(variant=variant, network=NETWORKS.get(network, network), image=k)
