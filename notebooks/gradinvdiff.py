@@ -235,10 +235,12 @@ claims
 # recomputed on every run). GradInvDiff beats GGDM and IG in PSNR, SSIM and LPIPS in every
 # cell, as the paper claims, by a wider margin than the paper (e.g. 31.9 dB against 18.9 and
 # 20.4 dB on the chest stand-in). DLG and iDLG fail outright (L-BFGS stops at once, see
-# above). Gradient noise $\mathcal N(0, 0.01^2)$ costs 0.5 dB and quality falls with batch
-# size (16.6, 15.6, 14.2 dB), as in the paper. Removing AMO hurts most (10.0 dB), as in the
-# paper, but removing GANI *helped* on the one smoke micrograph (20.3 dB against 16.6 dB):
-# that claim does not hold here. Beyond the paper, GGDM guided through the $\hat x_0$
-# estimate (GGDM-x0) is the strongest method on LeNet7 (27.8–40.8 dB) but fails on ResNet18
+# above). In Table 2 (three micrographs per variant) quality falls with batch size (18.6,
+# 17.0, 15.6 dB) and removing AMO hurts most (9.2 dB), as in the paper; but removing GANI
+# does not hurt here (19.9 dB against 18.6 dB), and gradient noise $\mathcal N(0, 0.01^2)$
+# costs 4.3 dB rather than about 1 dB: a fresh sigmoid LeNet7's gradients are small (first
+# layers ~$10^{-5}$ in norm), so a fixed noise level swamps more of them than in the paper's
+# setting; the same gradient-scale dependence appears in the survey notebook. Beyond the
+# paper, GGDM guided through the $\hat x_0$ estimate (GGDM-x0) is the strongest method on LeNet7 (27.8–40.8 dB) but fails on ResNet18
 # (9.7 dB against GradInvDiff's 15.7 dB): how much GradInvDiff gains over GGDM depends on how
 # GGDM's eq. 5 is implemented, which the paper does not state.
