@@ -401,3 +401,18 @@ def test_priors_list_marks_unfinished_runs(capsys, tmp_path, monkeypatch):
     assert main(["priors", "list"]) == 0
     out = capsys.readouterr().out
     assert "half-done" in out and "unfinished" in out
+
+
+def test_priors_train_help_states_the_train_config_defaults(capsys):
+    """The CLI keeps torch out of --help, so its defaults are literals: they must match."""
+    import dataclasses
+
+    from gradinv import cli
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    with pytest.raises(SystemExit):
+        cli.main(["priors", "train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, field in (("steps", "steps"), ("size", "batch_size"), ("rate", "lr")):
+        assert f"(default: {defaults[field]})" in text, (flag, field)
+    assert f"(default: {defaults['checkpoint_every']})" in text

@@ -919,9 +919,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="grey (1) or RGB (3) (default: the dataset's own)",
     )
-    q.add_argument("--steps", type=int, default=None, help="training steps (default: 4000)")
-    q.add_argument("--batch-size", type=int, default=None, help="batch size (default: 32)")
-    q.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: 3e-4)")
+    q.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (default: 4000)",
+    )
+    q.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="batch size (default: 32)",
+    )
+    q.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="AdamW learning rate (default: 0.0005)",
+    )
     q.add_argument(
         "--checkpoint-every",
         type=int,

@@ -92,10 +92,15 @@ def build_case(
     device: str | torch.device = "cpu",
     train_mode: bool = True,
     split: str = "train",
+    label: int | None = None,
 ) -> Case:
     """A fresh victim ``model`` (seeded random init) and a seeded private batch of ``split``
-    (use ``"test"`` when the attacker's prior was trained on the ``"train"`` split)."""
+    (use ``"test"`` when the attacker's prior was trained on the ``"train"`` split), drawn
+    from class ``label`` only when it is given (e.g. one plane of a three-plane set)."""
     ds = data.load(dataset, split=split, size=size, channels=channels, seed=seed)
+    if label is not None:
+        keep = ds.labels == label
+        ds = data.Dataset(ds.images[keep], ds.labels[keep], ds.num_classes, ds.class_names, ds.name)
     images, labels = pick_batch(ds, batch, seed)
     seed_everything(seed)
     net = models.build(model, images.shape[1], ds.num_classes, size)

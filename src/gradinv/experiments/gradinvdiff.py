@@ -24,11 +24,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from gradinv import data, models
+from gradinv import data
 from gradinv.case import Case
-from gradinv.experiments.common import AttackRun, first_available, pick_batch, run_attack
+from gradinv.experiments.common import AttackRun, build_case, first_available, run_attack
 from gradinv.priors import SamplePath, TrainConfig, ensure_prior, prior_name
-from gradinv.utils import resolve_device, seed_everything
 
 PAPER = "gradinvdiff"
 METHODS = ("dlg", "idlg", "ig", "ggdm", "gradinvdiff")
@@ -118,20 +117,11 @@ def victim_cases(
 ) -> list[Case]:
     """``settings["images"]`` private batches of ``plane`` from the test split, one per
     seed, each with a freshly initialised ``network`` (seeded)."""
-    ds = data.load(plane.dataset, split="test", size=settings["size"], seed=seed)
-    if plane.label is not None:
-        keep = ds.labels == plane.label
-        ds = data.Dataset(ds.images[keep], ds.labels[keep], ds.num_classes, ds.class_names, ds.name)
-    cases = []
-    for k in range(settings["images"]):
-        images, labels = pick_batch(ds, batch, seed + k)
-        seed_everything(seed + k)
-        dev = resolve_device(device)
-        net = models.build(network, images.shape[1], ds.num_classes, settings["size"])
-        net = net.to(dev).train(True)
-        name = f"{plane.dataset}/{network}"
-        cases.append(Case(net, images.to(dev), labels.to(dev), ds.num_classes, name=name))
-    return cases
+    return [
+        build_case(plane.dataset, network, settings["size"], batch, seed + k, device=device,
+                   split="test", label=plane.label)
+        for k in range(settings["images"])
+    ]  # fmt: skip
 
 
 def attack_options(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -301,7 +300,3 @@ class DiffusionPrior(nn.Module):
             ) from None
         prior.meta = {k: v for k, v in meta.items() if k != "spec"}
         return prior.to(device).eval().requires_grad_(False)
-
-
-#: Signature of a per-step callback of a guided sampler: ``callback(index, t, record)``.
-StepCallback = Callable[[int, int, dict[str, Any]], None]
