@@ -5,7 +5,8 @@ Every guided attack runs a reverse diffusion process of a pretrained prior
 observed update (GradInvDiff eq. 1-2). What they share lives here:
 
 * :func:`guided_start` -- place model and gradients on the device, load the prior, infer the
-  labels (RLU by default, GradInvDiff Sec. 2.1), build the cosine matcher and draw ``x_T``;
+  labels (RLU by default, GradInvDiff Sec. 2.1), build the matcher (cosine unless the
+  attack's config names another distance) and draw ``x_T``;
 * :meth:`Guidance.match` -- the matching loss ``D`` of a prior-space batch and its gradient
   in prior space (the victim sees ``(x + 1) / 2``);
 * :meth:`Guidance.match_through_x0` -- the same loss on the clean estimate ``x0(x_t)``,
@@ -87,7 +88,8 @@ class Guidance:
 
 def guided_start(model: nn.Module, observed: Observed, config: Any) -> Guidance:
     """Common opening of a guided attack (``config`` has ``prior``, ``device``, ``seed``,
-    ``label_method``, ``aux_dataset``, ``aux_per_class``)."""
+    ``label_method``, ``aux_dataset``, ``aux_per_class`` and optionally ``distance``, the
+    gradient distance: cosine unless it says otherwise)."""
     if not config.prior:
         raise GradInvError(
             "this attack needs a diffusion prior: pass prior='<dataset>-<size>' (see "
@@ -107,7 +109,7 @@ def guided_start(model: nn.Module, observed: Observed, config: Any) -> Guidance:
         c, h, _ = observed.image_shape
         aux = _aux(config.aux_dataset, h, c, config.aux_per_class)
     labels = infer_labels(observed, model, config.label_method, aux=aux)
-    matcher = GradientMatcher(model, observed, distance="cosine")
+    matcher = GradientMatcher(model, observed, distance=getattr(config, "distance", "cosine"))
     gen = torch.Generator(device="cpu").manual_seed(int(config.seed))
     return Guidance(model, observed, prior, matcher, labels, gen)
 

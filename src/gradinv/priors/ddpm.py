@@ -204,6 +204,18 @@ class DiffusionPrior(nn.Module):
         var = beta * (1 - a_s) / (1 - a_t)
         return Posterior(mean, var.clamp_min(0).sqrt(), x0, eps)
 
+    def ddim_mean(
+        self, x_t: Tensor, t: int, s: int, eps: Tensor, eta: float = 0.0
+    ) -> tuple[Tensor, Tensor]:
+        """DDIM's deterministic part and noise scale for ``t -> s`` (Song et al. eq. 12,
+        GGSS-R eq. 5): ``x_s = mean + sigma z``, ``sigma = eta sqrt((1 - a_s) / (1 - a_t)
+        (1 - a_t / a_s))``. With ``eta = 1`` this is the DDPM posterior (Ho et al. eq. 7)."""
+        a_t, a_s = self._abar(t), self._abar(s)
+        x0 = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        sigma = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).clamp_min(0).sqrt()
+        mean = a_s.sqrt() * x0 + (1 - a_s - sigma**2).clamp_min(0).sqrt() * eps
+        return mean, sigma
+
     def ddim_step(
         self,
         x_t: Tensor,
@@ -214,14 +226,10 @@ class DiffusionPrior(nn.Module):
         noise: Tensor | None = None,
     ) -> Tensor:
         """DDIM's update (Song et al. eq. 12) from ``t`` to ``s`` with stochasticity ``eta``."""
-        a_t, a_s = self._abar(t), self._abar(s)
-        x0 = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
-        sigma = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).clamp_min(0).sqrt()
-        direction = (1 - a_s - sigma**2).clamp_min(0).sqrt() * eps
-        out = a_s.sqrt() * x0 + direction
+        mean, sigma = self.ddim_mean(x_t, t, s, eps, eta)
         if eta > 0:
-            out = out + sigma * (torch.randn_like(x_t) if noise is None else noise)
-        return out
+            return mean + sigma * (torch.randn_like(x_t) if noise is None else noise)
+        return mean
 
     # -- unguided sampling ------------------------------------------------------------
     @torch.no_grad()
