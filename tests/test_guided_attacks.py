@@ -1,5 +1,5 @@
 """Diffusion-guided attacks end to end (GradInvDiff, MICCAI 2025; GGDM, WWW 2024): a tiny
-DDPM prior trained here on the embedded 8x8 digits (about 20 s on one core), a random
+DDPM prior (tests/conftest.py) on the embedded 8x8 digits (about 20 s on one core), a random
 LeNet7 victim, and the quality bar that matters: guiding the prior with the client's
 gradient must land closer to the private image than the prior's unguided sample drawn
 with the same seed (the same x_T and, step for step, the same noise)."""
@@ -15,29 +15,9 @@ from gradinv.errors import GradInvError
 from gradinv.experiments.common import build_case
 from gradinv.fl import observe
 from gradinv.metrics import match_order, psnr
-from gradinv.priors import TrainConfig, load_prior, train_prior
+from gradinv.priors import load_prior
 
-#: 200 steps of a ~180k-parameter UNet at 8 px: 13-22 s on one shared core (measured)
-PRIOR = TrainConfig(
-    dataset="digits",
-    size=8,
-    channels=1,
-    steps=200,
-    batch_size=32,
-    lr=2e-3,
-    warmup=20,
-    checkpoint_every=1000,
-    block_out_channels=(16, 32),
-    device="cpu",
-)
 STEPS = 30  # respaced reverse steps of every attack below
-
-
-@pytest.fixture(scope="module")
-def prior_dir(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("priors") / "digits-8"
-    train_prior(PRIOR, out, progress=False)
-    return str(out)
 
 
 def _psnr(rec: torch.Tensor, truth: torch.Tensor) -> float:
