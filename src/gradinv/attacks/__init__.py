@@ -28,6 +28,8 @@ NAMES: tuple[str, ...] = (
     "rgap",
     "ggdm",
     "gradinvdiff",
+    "ggss_r",
+    "finetuned_diff",
 )
 
 
