@@ -30,6 +30,9 @@ NAMES: tuple[str, ...] = (
     "gradinvdiff",
     "ggss_r",
     "finetuned_diff",
+    "gias",
+    "ggl",
+    "gifd",
 )
 
 
