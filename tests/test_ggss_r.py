@@ -154,3 +154,41 @@ def test_gradient_noise_makes_ggss_r_worse(prior_dir):
             )
             out.append(float(psnr(rec.images, case.images).mean()))
     assert sum(noisy) / 2 < sum(clean) / 2 - 3, (clean, noisy)
+
+
+# -- the notebook's drivers on a tiny problem ---------------------------------------------
+def _tiny_settings() -> dict:
+    # the shipped 32 px chest prior (SSIM needs 11 px), short runs, cheap victims
+    return {
+        "size": 32,
+        "images": 1,
+        "prior": "chest_xray-32",
+        "lpips": None,
+        "datasets": {"CelebA": ["chest_xray"], "LSUN": ["brain_mri"], "ImageNet": ["faces"]},
+        "attacks": {"ggss_r": {"steps": 8}, "dlg": {"iterations": 3}},
+        "rv": {"images": 1, "directions": 4},
+        "table1": {"roles": ["CelebA"], "models": ["mlp3", "cnn"]},
+        "noise": {"model": "mlp3", "variances": {"gaussian": [0.0, 1.0]}},
+        "baselines": {"model": "mlp3", "methods": ["dlg", "ggss_r"]},
+        "table6": {"model": "mlp3", "rates": [0.01, 0.2]},
+    }
+
+
+def test_ggss_r_drivers_produce_the_paper_tables():
+    from gradinv.experiments import ggss_r as gg
+
+    settings = _tiny_settings()
+    t1, grid = gg.table1(settings)
+    assert set(t1["model"]) == {"MLP-3", "CNN"} and (t1["rv"] > 0).all()
+    assert list(grid["CelebA"])[0] == "ground truth"
+    assert set(gg.compare_table1(t1).columns) >= {"RV paper", "RV run", "PSNR paper", "PSNR run"}
+    rows, paths = gg.noise_table(settings, "gaussian")
+    assert len(paths[1.0]) == 8  # x0(x_t) at every step
+    assert (rows["peak psnr"] >= rows["psnr"] - 1e-4).all()  # the last step is on the path
+    claims = gg.noise_claims(rows, {"gaussian": paths})
+    assert claims["holds"].map(lambda v: isinstance(v, bool)).all()
+    clean = gg.baselines(settings)
+    assert list(clean["method"]) == ["DLG", "GGSS-R"] and (clean["status"] == "ran").all()
+    t6 = gg.compare_table6(gg.table6(settings))
+    assert list(t6["guidance rate"]) == [0.01, 0.2]
+    assert t6["PSNR paper"].tolist() == [26.9023, 41.1229]
