@@ -155,7 +155,8 @@ def test_unknown_optimizer_init_and_scheduler_are_rejected():
 # -- registry ----------------------------------------------------------------------------------
 def test_registry_lists_all_attacks_and_runs_by_name_with_string_options(rgb16):
     assert set(attacks.ATTACKS) == {
-        *("dlg", "idlg", "ig", "cpl", "gradinversion", "rgap", "ggdm", "gradinvdiff")
+        *("dlg", "idlg", "ig", "cpl", "gradinversion", "rgap", "ggdm", "gradinvdiff"),
+        *("ggss_r", "finetuned_diff", "gias", "ggl", "gifd"),
     }
     for name in ("dlg", "idlg", "ig", "cpl", "gradinversion"):
         module = attacks.get(name)
