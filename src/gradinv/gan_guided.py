@@ -37,9 +37,10 @@ from tqdm.auto import tqdm
 
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
+from gradinv.guided import prepare_with_prior
 from gradinv.labels import infer_labels
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, lr_factor, prepare
+from gradinv.optimize import Callback, lr_factor
 from gradinv.priors.gan import GanPrior, load_gan
 from gradinv.regularisers import total_variation
 
@@ -137,14 +138,9 @@ def gan_start(model: nn.Module, observed: Observed, config: Any) -> GanGuidance:
             "this attack needs a GAN prior: pass gan='gan-<dataset>-<size>' (see "
             "gradinv.priors.gan.train_gan) or a GAN folder"
         )
-    model, observed = prepare(model, observed, config.device)
-    device = next(model.parameters()).device
-    prior = _cached_gan(str(config.gan), str(device))
-    if prior.image_shape != tuple(observed.image_shape):
-        raise GradInvError(
-            f"GAN {config.gan!r} generates {prior.image_shape} images but the client's inputs "
-            f"are {tuple(observed.image_shape)}; use a GAN trained at that size and channels"
-        )
+    model, observed, prior = prepare_with_prior(
+        model, observed, config.device, str(config.gan), _cached_gan
+    )
     labels = infer_labels(observed, model, config.label_method)
     tv = float(getattr(config, "tv", 0.0))
     regs = [(tv, total_variation)] if tv > 0 else []

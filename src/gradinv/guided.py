@@ -86,6 +86,27 @@ class Guidance:
         return dist, g_xt, post
 
 
+def prepare_with_prior(
+    model: nn.Module,
+    observed: Observed,
+    device: str | None,
+    name: str,
+    loader: Callable[[str, str], Any],
+) -> tuple[nn.Module, Observed, Any]:
+    """Place model and gradients on ``device`` and load the generative prior ``name`` there
+    with ``loader(name, device)``; a clear error when it generates another image shape."""
+    model, observed = prepare(model, observed, device)
+    where = next(model.parameters()).device
+    prior = loader(name, str(where))
+    if prior.image_shape != tuple(observed.image_shape):
+        raise GradInvError(
+            f"prior {name!r} generates {prior.image_shape} images but the client's inputs are "
+            f"{tuple(observed.image_shape)}; use a prior trained at that size and number of "
+            "channels"
+        )
+    return model, observed, prior
+
+
 def guided_start(model: nn.Module, observed: Observed, config: Any) -> Guidance:
     """Common opening of a guided attack (``config`` has ``prior``, ``device``, ``seed``,
     ``label_method``, ``aux_dataset``, ``aux_per_class`` and optionally ``distance``, the
@@ -95,15 +116,9 @@ def guided_start(model: nn.Module, observed: Observed, config: Any) -> Guidance:
             "this attack needs a diffusion prior: pass prior='<dataset>-<size>' (see "
             "`gradinv priors train --help`) or a prior folder"
         )
-    model, observed = prepare(model, observed, config.device)
-    device = next(model.parameters()).device
-    prior = _cached_prior(str(config.prior), str(device))
-    if prior.image_shape != tuple(observed.image_shape):
-        raise GradInvError(
-            f"prior {config.prior!r} generates {prior.image_shape} images but the client's "
-            f"inputs are {tuple(observed.image_shape)}; use a prior trained at that size and "
-            "number of channels"
-        )
+    model, observed, prior = prepare_with_prior(
+        model, observed, config.device, str(config.prior), _cached_prior
+    )
     aux = None
     if config.label_method == "rlu" and config.aux_dataset:
         c, h, _ = observed.image_shape

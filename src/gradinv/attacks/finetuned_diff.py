@@ -35,7 +35,6 @@ GradInvDiff. The cached prior shared with other attacks is never modified.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +44,7 @@ from tqdm.auto import tqdm
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
 from gradinv.guided import guided_start
-from gradinv.matching import DISTANCES, GradientMatcher
+from gradinv.matching import DISTANCES
 from gradinv.optimize import Callback
 from gradinv.priors import SamplePath, to_image
 from gradinv.priors.differentiable import ddim_generate
@@ -86,11 +85,7 @@ def run(
         raise GradInvError(
             f"iterations must be >= 0 and lr > 0 (got {config.iterations}, {config.lr})"
         )
-    g = guided_start(model, observed, config)
-    if config.distance != g.matcher.kind:
-        g = dataclasses.replace(
-            g, matcher=GradientMatcher(g.model, g.observed, distance=config.distance)
-        )
+    g = guided_start(model, observed, config)  # builds the matcher with config.distance
     prior = copy.deepcopy(g.prior).requires_grad_(False)  # never touch the cached prior
     params = list(prior.unet.parameters())
     for p in params:

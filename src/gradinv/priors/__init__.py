@@ -10,7 +10,6 @@ missing (resuming an interrupted run).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from gradinv.priors.ddpm import (
     from_image,
     to_image,
 )
+from gradinv.priors.storage import find_folder, priors_root, shipped_root
 from gradinv.priors.train import TrainConfig, data_hash, train_prior
 
 __all__ = [
@@ -49,23 +49,6 @@ def prior_name(dataset: str, size: int) -> str:
     return f"{dataset}-{int(size)}"
 
 
-def priors_root() -> Path:
-    """Where trained priors go: ``$GRADINV_PRIORS`` or ``~/.cache/gradinv/priors``."""
-    return Path(os.environ.get("GRADINV_PRIORS", Path.home() / ".cache" / "gradinv" / "priors"))
-
-
-def shipped_root() -> Path:
-    """The small checkpoints committed with the package."""
-    return Path(__file__).parent / "checkpoints"
-
-
-def _find(name: str) -> Path | None:
-    for root in (priors_root(), shipped_root()):
-        if (root / name / "model.safetensors").exists():
-            return root / name
-    return None
-
-
 def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu") -> DiffusionPrior:
     """Load a prior by folder path or registry name (``<dataset>-<size>``)."""
     path = Path(name_or_path)
@@ -76,7 +59,7 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
             f"prior folder {path} does not exist; give an existing folder or a registry name "
             "such as 'chest_xray-32' (`gradinv priors list`)"
         )
-    folder = _find(str(name_or_path))
+    folder = find_folder(str(name_or_path))
     if folder is None:
         dataset, _, size = str(name_or_path).rpartition("-")
         raise MissingAssetError(
@@ -92,7 +75,7 @@ def ensure_prior(
     """The prior of ``config.dataset`` at ``config.size``: loaded if it exists (committed or
     trained before), else trained into :func:`priors_root` (resuming a checkpoint)."""
     name = prior_name(config.dataset, config.size)
-    if _find(name) is not None:
+    if find_folder(name) is not None:
         return load_prior(name, device)
     train_prior(config, priors_root() / name, progress=progress)
     return load_prior(name, device)

@@ -22,7 +22,6 @@ update (Song et al. eq. 12) from the same ``eps``. The prior works in ``[-1, 1]`
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,7 +30,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from gradinv.errors import GradInvError, MissingAssetError
+from gradinv.errors import GradInvError
+from gradinv.priors.storage import read_config, read_weights, write_weights
 
 
 def to_image(x: Tensor) -> Tensor:
@@ -271,40 +271,16 @@ class DiffusionPrior(nn.Module):
     # -- storage ----------------------------------------------------------------------
     def save(self, folder: str | Path, half: bool = False, **meta: Any) -> Path:
         """Write ``model.safetensors`` (fp16 with ``half``) and ``config.json`` into ``folder``."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        dtype = torch.float16 if half else torch.float32
-        state = {
-            k: v.detach().to("cpu", dtype).contiguous() for k, v in self.unet.state_dict().items()
-        }
-        save_file(state, str(folder / "model.safetensors"))
         config = {"spec": self.spec.to_dict(), **self.meta, **meta}
-        (folder / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-        return folder
+        return write_weights(self.unet, folder, half, config)
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> DiffusionPrior:
         """Rebuild a prior saved by :meth:`save`."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        weights, config = folder / "model.safetensors", folder / "config.json"
-        if not (weights.exists() and config.exists()):
-            raise MissingAssetError(
-                f"no prior in {folder} (model.safetensors and config.json expected); train one "
-                "with `gradinv priors train --dataset NAME --size S --out FOLDER`"
-            )
-        meta = json.loads(config.read_text())
+        meta = read_config(
+            folder, "train one with `gradinv priors train --dataset NAME --size S --out FOLDER`"
+        )
         prior = cls(PriorSpec.from_dict(meta["spec"]))
-        state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        try:
-            prior.unet.load_state_dict(state)
-        except RuntimeError as err:
-            raise GradInvError(
-                f"the weights in {weights} do not fit the architecture in {config} "
-                f"({str(err).splitlines()[0]}); retrain the prior or restore both files"
-            ) from None
+        read_weights(prior.unet, folder)
         prior.meta = {k: v for k, v in meta.items() if k != "spec"}
         return prior.to(device).eval().requires_grad_(False)

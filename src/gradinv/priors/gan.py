@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -37,6 +36,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gradinv.errors import GradInvError, MissingAssetError
+from gradinv.priors.storage import (
+    find_folder,
+    priors_root,
+    read_config,
+    read_weights,
+    save_checkpoint,
+    shipped_root,
+    write_weights,
+)
 from gradinv.utils import resolve_device, seed_everything
 
 LOSSES = ("hinge", "bce")
@@ -201,51 +209,24 @@ class GanPrior(nn.Module):
 
     def save(self, folder: str | Path, half: bool = True, **meta: Any) -> Path:
         """Write ``model.safetensors`` (generator, fp16 with ``half``) and ``config.json``."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {}
-        for k, v in self.generator.state_dict().items():
-            v = v.detach().to("cpu")
-            if v.is_floating_point() and half:
-                v = v.half()
-            state[k] = v.contiguous()
-        save_file(state, str(folder / "model.safetensors"))
         config = {"kind": "gan", "spec": self.spec.to_dict(), **self.meta, **meta}
-        (folder / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-        return folder
+        return write_weights(self.generator, folder, half, config)
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> GanPrior:
         """Rebuild a GAN saved by :meth:`save` (eval mode, frozen)."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        weights, config = folder / "model.safetensors", folder / "config.json"
-        if not (weights.exists() and config.exists()):
-            raise MissingAssetError(
-                f"no GAN in {folder} (model.safetensors and config.json expected); train one "
-                "with gradinv.priors.gan.train_gan(GanTrainConfig(dataset=..., size=...), FOLDER)"
-            )
-        meta = json.loads(config.read_text())
+        meta = read_config(
+            folder,
+            "train one with gradinv.priors.gan.train_gan(GanTrainConfig(dataset=..., size=...), "
+            "FOLDER)",
+        )
         if meta.get("kind") != "gan":
             raise GradInvError(
                 f"{folder} holds a {meta.get('kind', 'diffusion')} prior, not a GAN; give a GAN "
                 "folder or name ('gan-<dataset>-<size>')"
             )
         prior = cls(GANSpec.from_dict(meta["spec"]))
-        state = {
-            k: (v.float() if v.is_floating_point() else v)
-            for k, v in load_file(str(weights)).items()
-        }
-        try:
-            prior.generator.load_state_dict(state)
-        except RuntimeError as err:
-            raise GradInvError(
-                f"the weights in {weights} do not fit the architecture in {config} "
-                f"({str(err).splitlines()[0]}); retrain the GAN or restore both files"
-            ) from None
+        read_weights(prior.generator, folder)
         prior.meta = {k: v for k, v in meta.items() if k not in ("spec", "kind")}
         return prior.to(device).eval().requires_grad_(False)
 
@@ -255,19 +236,8 @@ def gan_name(dataset: str, size: int) -> str:
     return f"gan-{dataset}-{int(size)}"
 
 
-def _find(name: str) -> Path | None:
-    from gradinv.priors import priors_root, shipped_root
-
-    for root in (priors_root(), shipped_root()):
-        if (root / name / "model.safetensors").exists():
-            return root / name
-    return None
-
-
 def load_gan(name_or_folder: str | Path, device: str | torch.device = "cpu") -> GanPrior:
     """Load a GAN by folder path or registry name (``gan-<dataset>-<size>``)."""
-    from gradinv.priors import priors_root, shipped_root
-
     path = Path(name_or_folder)
     if path.is_dir():
         return GanPrior.load(path, device)
@@ -277,7 +247,7 @@ def load_gan(name_or_folder: str | Path, device: str | torch.device = "cpu") -> 
             "such as 'gan-chest_xray-32'"
         )
     name = str(name_or_folder)
-    folder = _find(name)
+    folder = find_folder(name)
     if folder is None:
         rest = name.removeprefix("gan-")
         dataset, _, size = rest.rpartition("-")
@@ -350,12 +320,6 @@ def _d_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:
 
 def _g_loss(kind: str, fake: Tensor) -> Tensor:
     return -fake.mean() if kind == "hinge" else F.softplus(-fake).mean()
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never corrupts the last checkpoint
 
 
 def train_gan(
@@ -454,7 +418,7 @@ def train_gan(
             d=f"{sum(losses['d'][-50:]) / 50:.3f}", g=f"{sum(losses['g'][-50:]) / 50:.3f}"
         )
         if step % config.checkpoint_every == 0 or step == config.steps:
-            _save_checkpoint(
+            save_checkpoint(
                 ckpt,
                 {
                     "generator": g_net.state_dict(),
@@ -504,10 +468,9 @@ def ensure_gan(
 ) -> GanPrior:
     """The GAN of ``config.dataset`` at ``config.size``: loaded if it exists (shipped or
     trained before), else trained into ``priors_root()`` (resuming a checkpoint)."""
-    from gradinv.priors import priors_root
 
     name = gan_name(config.dataset, config.size)
-    if _find(name) is not None:
+    if find_folder(name) is not None:
         return load_gan(name, device)
     train_gan(config, priors_root() / name, progress=progress)
     return load_gan(name, device)

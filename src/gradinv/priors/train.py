@@ -21,7 +21,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 from gradinv import data
 from gradinv.errors import GradInvError
 from gradinv.priors.ddpm import DiffusionPrior, PriorSpec, from_image
+from gradinv.priors.storage import save_checkpoint as _save_checkpoint  # patched in tests
 from gradinv.utils import resolve_device, seed_everything
 
 
@@ -77,12 +77,6 @@ def data_hash(images: torch.Tensor) -> str:
 
 def _lr_factor(step: int, warmup: int) -> float:
     return min(1.0, (step + 1) / max(1, warmup))
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never corrupts the last checkpoint
 
 
 def train_prior(
