@@ -33,6 +33,9 @@ NAMES: tuple[str, ...] = (
     "gias",
     "ggl",
     "gifd",
+    "gidm",
+    "dlg_dm",
+    "invg_dm",
 )
 
 
