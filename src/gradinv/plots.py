@@ -120,6 +120,28 @@ def curves(
     return fig
 
 
+def metric_bars(
+    df: pd.DataFrame,
+    metrics: Sequence[str],
+    x: str,
+    hue: str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """One bar panel per metric (columns of ``df``), bars by ``x`` coloured by ``hue``."""
+    fig = Figure(figsize=(3.0 * len(metrics), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, m in zip(axes, metrics, strict=True):
+        sns.barplot(data=df, x=x, y=m, hue=hue, ax=ax)
+        ax.set_title(m.upper())
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30)
+        if hue is not None and ax is not axes[-1] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
 def table_markdown(df: pd.DataFrame, path: str | Path, floatfmt: str = ".4g") -> str:
     """Write ``df`` as Markdown to ``path`` (``.md``) and as CSV beside it; return the Markdown.
 
