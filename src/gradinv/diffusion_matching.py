@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
 from gradinv.fl.diffusion import denoising_loss
-from gradinv.matching import DISTANCES, _layer_sums, distance
+from gradinv.matching import DISTANCES, distance, layer_sums
 from gradinv.optimize import init_dummy, prepare
 from gradinv.priors.ddpm import DiffusionPrior, from_image
 from gradinv.regularisers import total_variation
@@ -66,7 +66,7 @@ class DenoisingMatcher:
         self.victim.unet.requires_grad_(False)
         dev = self.victim.device
         self.target = [g.to(dev).detach() for g in observed.gradients]
-        self.target_sq = _layer_sums(torch.square, self.target)
+        self.target_sq = layer_sums(torch.square, self.target)
         self.kind = distance
 
     @property

@@ -56,7 +56,7 @@ def layer_weight_tensor(num_layers: int, weights: Sequence[float] | None) -> Ten
     return torch.tensor([float(w) for w in weights])
 
 
-def _layer_sums(fn: Callable[..., Tensor], *layers: Sequence[Tensor]) -> Tensor:
+def layer_sums(fn: Callable[..., Tensor], *layers: Sequence[Tensor]) -> Tensor:
     """``fn`` reduced to a scalar per layer, stacked to shape ``(L,)``."""
     return torch.stack([fn(*ts).sum() for ts in zip(*layers, strict=True)])
 
@@ -76,19 +76,19 @@ def distance(
     norms for the cosine distance.
     """
     if kind == "l2":
-        per = _layer_sums(lambda a, b: (a - b).square(), dummy, target)
+        per = layer_sums(lambda a, b: (a - b).square(), dummy, target)
         return (per * weights).sum() if weights is not None else per.sum()
     if kind == "cosine":
         # 1 - <a, b>_w / (|a|_w |b|_w) = 0.5 sum_l w_l |a_l / |a|_w - b_l / |b|_w|^2: the same
         # value, without the cancellation of "1 - cos" in float32 when cos is within 1e-7 of 1
         # (deep sigmoid nets, whose last layers dominate the gradient, get there)
-        na = _layer_sums(torch.square, dummy)
-        nb = target_sq if target_sq is not None else _layer_sums(torch.square, target)
+        na = layer_sums(torch.square, dummy)
+        nb = target_sq if target_sq is not None else layer_sums(torch.square, target)
         if weights is not None:
             na, nb = na * weights, nb * weights
         inv_a = na.sum().sqrt().clamp_min(1e-12).reciprocal()
         inv_b = nb.sum().sqrt().clamp_min(1e-12).reciprocal()
-        per = _layer_sums(lambda a, b: (a * inv_a - b * inv_b).square(), dummy, target)
+        per = layer_sums(lambda a, b: (a * inv_a - b * inv_b).square(), dummy, target)
         return 0.5 * ((per * weights).sum() if weights is not None else per.sum())
     raise GradInvError(f"unknown gradient distance {kind!r}; choose one of {DISTANCES}")
 
@@ -173,7 +173,7 @@ class GradientMatcher:
         self.buffers = {n: b.detach() for n, b in self.model.named_buffers()}
         device = next(iter(self.params.values())).device
         self.target = [g.to(device).detach() for g in observed.gradients]
-        self.target_sq = _layer_sums(torch.square, self.target)
+        self.target_sq = layer_sums(torch.square, self.target)
         w = layer_weight_tensor(len(self.target), layer_weights)
         self.weights = None if w is None else w.to(device, self.target_sq.dtype)
         self.kind = distance

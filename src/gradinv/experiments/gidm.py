@@ -320,7 +320,8 @@ def claims(study: Study, fig5_table: pd.DataFrame, ablation_table: pd.DataFrame)
 # -- figures -------------------------------------------------------------------------------
 def metric_bars(fig5_table: pd.DataFrame, path: Any = None) -> Any:
     """Fig. 5 as bars: one panel per metric, methods on the x axis, one colour per role."""
-    return plots.metric_bars(fig5_table, METRICS, x="method", hue="role", path=path)
+    present = [m for m in METRICS if m in fig5_table]
+    return plots.metric_bars(fig5_table, present, x="method", hue="role", path=path)
 
 
 def fig6_grid(study: Study, path: Any = None) -> Any:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -105,17 +105,12 @@ def denoising_loss(
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
     steps = torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device) if relaxed else t
     with sdpa_kernel(SDPBackend.MATH):
-        with mixed_time_embedding(unet, t) if relaxed else _nothing():
+        with mixed_time_embedding(unet, t) if relaxed else nullcontext():
             if params is None:
                 pred = unet(x_t, steps).sample
             else:
                 pred = functional_call(unet, params, (x_t, steps)).sample
     return (pred - eps).square().mean()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def parameter_gradient(
