@@ -181,7 +181,8 @@ def test_defense_noise_is_seeded_and_advances_between_calls():
 def test_defenses_preserve_shapes_dtypes_devices_and_inputs(name, dtype, device):
     grads = _grads(10, dtype, device)
     before = [g.clone() for g in grads]
-    out = defenses.build(name)(grads)
+    weights = tuple(torch.randn_like(g) for g in grads)  # OUTPOST reads the layer weights
+    out = defenses.build(name)(grads, defenses.ClientContext(parameters=weights))
     assert isinstance(out, tuple) and len(out) == len(grads)
     for g, o, b in zip(grads, out, before, strict=True):
         assert o.shape == g.shape and o.dtype == g.dtype and o.device == g.device
@@ -213,7 +214,11 @@ def test_registry_parses_cli_strings_to_config_field_types():
 @pytest.mark.parametrize(
     "name,opts,message",
     [
-        ("blur", {}, "dp_gaussian, dp_laplacian, pruning, quantization, none"),
+        (
+            "blur",
+            {},
+            "dp_gaussian, dp_laplacian, pruning, quantization, gc, dp_clip, outpost, none",
+        ),
         ("pruning", {"ratio": "0.3"}, "valid options: percent, scope, seed"),
         ("dp_gaussian", {"kind": "laplacian"}, "valid options: variance, seed"),
         ("dp_gaussian", {"variance": "lots"}, "not a valid float"),

@@ -10,6 +10,12 @@ survey (gia_survey.txt, Sec. IV "Defense Methods", Table I):
 * ``quantization`` -- mixed int8/int16 quantization (:mod:`gradinv.defenses.quantization`),
 * ``none`` -- the identity.
 
+and baselines of the shadow-defense paper (shadow_defense.txt, Sec. 2 and Tables 1-2):
+``gc`` (gradient clipping, :mod:`~gradinv.defenses.clipping`), ``dp_clip`` (DP with norm
+clipping, :mod:`~gradinv.defenses.dp`), ``outpost`` (:mod:`~gradinv.defenses.outpost`);
+gradient sparsification (GS) is ``pruning``. Defenses that read the client's model, data or
+round take a :class:`~gradinv.defenses.context.ClientContext` (``defense(grads, context)``).
+
 ``build(name, **options)`` returns a :class:`Defense`, a callable ``defense(grads) ->
 grads`` with ``.name`` and ``.config`` that owns a seeded random generator (option
 ``seed``), so it plugs into :func:`gradinv.fl.observe` and the FedAvg loop as is.
@@ -20,6 +26,7 @@ Options may be strings as they come from the command line (``variance="1e-2"``,
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradinv.defenses import noise, pruning, quantization
+from gradinv.defenses import clipping, dp, noise, outpost, pruning, quantization
+from gradinv.defenses.context import ClientContext
 from gradinv.errors import GradInvError
 
 Gradients = tuple[Tensor, ...]
@@ -38,6 +46,9 @@ DEFENSES: dict[str, str] = {
     "dp_laplacian": "add Laplace noise of the given variance to every entry (Sec. IV, DP-Laplacian)",
     "pruning": "zero the percent % smallest-magnitude entries per tensor (Sec. IV, DLG's defense)",
     "quantization": "mixed int8/int16 per-layer quantization, dequantized at the server (Sec. IV, ref. [16])",
+    "gc": "clip every entry to +-threshold (mode=value) or the update's L2 norm (mode=norm) (shadow defense, GC)",
+    "dp_clip": "clip the update to L2 norm clip_norm, add N(0, (noise_multiplier clip_norm)^2) (Abadi et al. 2016)",
+    "outpost": "OUTPOST: with prob. 1/(1 + beta round) prune low-Fisher entries, noise the top ones by layer variance",
 }
 
 # name -> (module with Config/apply, options fixed by the name)
@@ -46,6 +57,9 @@ _SPECS: dict[str, tuple[Any, dict[str, Any]]] = {
     "dp_laplacian": (noise, {"kind": "laplacian"}),
     "pruning": (pruning, {}),
     "quantization": (quantization, {}),
+    "gc": (clipping, {}),
+    "dp_clip": (dp, {}),
+    "outpost": (outpost, {}),
 }
 
 
@@ -70,6 +84,7 @@ class Defense:
         self.config = config
         self.seed = int(seed)
         self._apply = apply
+        self._takes_context = apply is not None and "context" in inspect.signature(apply).parameters
         self._generators: dict[torch.device, torch.Generator] = {}
 
     def generator(self, device: torch.device) -> torch.Generator:
@@ -85,11 +100,16 @@ class Defense:
         """Restart the random stream(s) from ``seed``."""
         self._generators.clear()
 
-    def __call__(self, gradients: Gradients) -> Gradients:
+    def __call__(self, gradients: Gradients, context: ClientContext | None = None) -> Gradients:
+        """The defended gradients; ``context`` reaches the defenses that read the client's
+        model, data or round (the others ignore it)."""
         gradients = tuple(gradients)
         if self._apply is None or not gradients:
             return gradients
-        return self._apply(gradients, self.config, self.generator(gradients[0].device))
+        generator = self.generator(gradients[0].device)
+        if self._takes_context:
+            return self._apply(gradients, self.config, generator, context=context)
+        return self._apply(gradients, self.config, generator)
 
     def __repr__(self) -> str:
         return f"Defense({self.name!r}, {self.config!r}, seed={self.seed})"
@@ -189,4 +209,7 @@ def _type_name(typ: Any) -> str:
     return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
 
 
-__all__ = ["DEFENSES", "Defense", "build", "options", "noise", "pruning", "quantization"]
+__all__ = [
+    "DEFENSES", "ClientContext", "Defense", "build", "options",
+    "clipping", "dp", "noise", "outpost", "pruning", "quantization",
+]  # fmt: skip

@@ -40,11 +40,18 @@ def observe(
     defense: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
     oracle_labels: bool = False,
 ) -> Observed:
-    """What the server sees of ``case``'s client after an optional gradient ``defense``."""
+    """What the server sees of ``case``'s client after an optional gradient ``defense``
+    (a registry :class:`~gradinv.defenses.Defense` also gets the client's model and batch)."""
+    from gradinv.defenses import ClientContext, Defense
+
     grads = client_gradient(case.model, case.images, case.labels)
     meta: dict = {}
-    if defense is not None:
+    if isinstance(defense, Defense):
+        context = ClientContext.from_model(case.model, images=case.images, labels=case.labels)
+        grads = tuple(defense(grads, context))
+    elif defense is not None:
         grads = tuple(defense(grads))
+    if defense is not None:
         meta["defense"] = getattr(defense, "name", type(defense).__name__)
     return Observed(
         gradients=grads,

@@ -1,0 +1,47 @@
+"""What a data- or round-aware defense may know about the client that applies it.
+
+Most gradient defenses (noise, pruning, quantization, clipping) are pure functions of the
+gradient. Some are not: OUTPOST (Wang et al., INFOCOM 2023; "Wang et al. (2024a)" in
+shadow_defense.txt, Sec. 2) reads the current weights of every layer and the training
+progress, and the shadow defense (shadow_defense.txt, Sec. 4) reads the client's images and
+the FL round. A :class:`ClientContext` carries that information to ``apply(..., context=)``;
+every field is optional and a defense that needs a missing one raises ``GradInvError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ClientContext:
+    """The client-side state a defense may read (never modify) while transforming an update.
+
+    Attributes:
+        model: the global model the client received and computed the gradient on.
+        images: the client's private batch ``(B, C, H, W)`` (data-level defenses only).
+        labels: the batch's integer labels ``(B,)``.
+        round: 0-based index of the current FL round (round-aware schedules, e.g.
+            OUTPOST's decaying perturbation probability).
+        rounds: total number of FL rounds planned (schedules that ramp over training).
+        parameters: the current parameter values, one tensor per gradient tensor and in
+            the same order (``model.named_parameters()`` order of trainable parameters),
+            e.g. for OUTPOST's per-layer weight variance.
+    """
+
+    model: torch.nn.Module | None = None
+    images: Tensor | None = None
+    labels: Tensor | None = None
+    round: int = 0
+    rounds: int = 1
+    parameters: tuple[Tensor, ...] | None = None
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, **fields) -> ClientContext:
+        """A context for ``model`` whose ``parameters`` are its trainable parameters
+        (detached), in the order :func:`gradinv.fl.client_gradient` returns gradients."""
+        params = tuple(p.detach() for p in model.parameters() if p.requires_grad)
+        return cls(model=model, parameters=params, **fields)

@@ -1,0 +1,45 @@
+"""Shadow-model defense (shadow_defense.txt): Grad-CAM++ foreground maps and the noise maps
+N^1..N^4 -> N of Sec. 4.3 (eqs. 8-18)."""
+
+from gradinv.shadow.gradcam import bounding_box, default_layer, foreground_mask, grad_cam_pp
+from gradinv.shadow.noise_maps import (
+    SCHEDULES,
+    Config,
+    NoiseMaps,
+    absolute_noise,
+    alpha_cam,
+    cam_reduce,
+    equalized_noise,
+    error_map,
+    foreground_map,
+    histogram_equalize,
+    momentum,
+    noise_map,
+    noise_scale,
+    normalize,
+    relative_noise,
+    sharpen,
+)
+
+__all__ = [
+    "SCHEDULES",
+    "Config",
+    "NoiseMaps",
+    "absolute_noise",
+    "alpha_cam",
+    "bounding_box",
+    "cam_reduce",
+    "default_layer",
+    "equalized_noise",
+    "error_map",
+    "foreground_map",
+    "foreground_mask",
+    "grad_cam_pp",
+    "histogram_equalize",
+    "momentum",
+    "noise_map",
+    "noise_scale",
+    "normalize",
+    "relative_noise",
+    "sharpen",
+]
