@@ -12,7 +12,8 @@ survey (gia_survey.txt, Sec. IV "Defense Methods", Table I):
 
 and baselines of the shadow-defense paper (shadow_defense.txt, Sec. 2 and Tables 1-2):
 ``gc`` (gradient clipping, :mod:`~gradinv.defenses.clipping`), ``dp_clip`` (DP with norm
-clipping, :mod:`~gradinv.defenses.dp`), ``outpost`` (:mod:`~gradinv.defenses.outpost`);
+clipping, :mod:`~gradinv.defenses.dp`), ``outpost`` (:mod:`~gradinv.defenses.outpost`), ``soteria`` and ``censor`` (which read the
+client's model and batch);
 gradient sparsification (GS) is ``pruning``. Defenses that read the client's model, data or
 round take a :class:`~gradinv.defenses.context.ClientContext` (``defense(grads, context)``).
 
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradinv.defenses import clipping, dp, noise, outpost, pruning, quantization
+from gradinv.defenses import censor, clipping, dp, noise, outpost, pruning, quantization, soteria
 from gradinv.defenses.context import ClientContext
 from gradinv.errors import GradInvError
 
@@ -49,6 +50,8 @@ DEFENSES: dict[str, str] = {
     "gc": "clip every entry to +-threshold (mode=value) or the update's L2 norm (mode=norm) (shadow defense, GC)",
     "dp_clip": "clip the update to L2 norm clip_norm, add N(0, (noise_multiplier clip_norm)^2) (Abadi et al. 2016)",
     "outpost": "OUTPOST: with prob. 1/(1 + beta round) prune low-Fisher entries, noise the top ones by layer variance",
+    "soteria": "Soteria: drop the rate fraction of last-FC input features with largest ||r||/||dr/dx|| (Sun et al. 2021)",
+    "censor": "Censor: the best one-step-loss of `trials` random per-layer orthogonal directions (Zhang et al. 2025)",
 }
 
 # name -> (module with Config/apply, options fixed by the name)
@@ -60,6 +63,8 @@ _SPECS: dict[str, tuple[Any, dict[str, Any]]] = {
     "gc": (clipping, {}),
     "dp_clip": (dp, {}),
     "outpost": (outpost, {}),
+    "soteria": (soteria, {}),
+    "censor": (censor, {}),
 }
 
 
@@ -211,5 +216,5 @@ def _type_name(typ: Any) -> str:
 
 __all__ = [
     "DEFENSES", "ClientContext", "Defense", "build", "options",
-    "clipping", "dp", "noise", "outpost", "pruning", "quantization",
+    "censor", "clipping", "dp", "noise", "outpost", "pruning", "quantization", "soteria",
 ]  # fmt: skip
