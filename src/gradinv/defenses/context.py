@@ -30,6 +30,8 @@ class ClientContext:
         parameters: the current parameter values, one tensor per gradient tensor and in
             the same order (``model.named_parameters()`` order of trainable parameters),
             e.g. for OUTPOST's per-layer weight variance.
+        client: 0-based index of the client applying the defense (per-client settings,
+            e.g. the shadow defense's fine-tuning learning rate, shadow_defense.txt Sec. 5.1).
     """
 
     model: torch.nn.Module | None = None
@@ -38,6 +40,7 @@ class ClientContext:
     round: int = 0
     rounds: int = 1
     parameters: tuple[Tensor, ...] | None = None
+    client: int = 0
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, **fields) -> ClientContext:

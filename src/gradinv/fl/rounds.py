@@ -30,7 +30,10 @@ step's gradient ``g_t`` before the SGD step (DP-SGD style; what a one-step clien
 then exactly the defended gradient); ``defense_on="update"`` transforms the client's mean
 gradient ``(1/K_k) sum_t g_t`` once after training, and the sent update is rebuilt from it,
 ``delta_k = -K_k lr (g_defended - c_k + c)``. The paper does not say which; the shadow defense
-itself is data-level (noise on images before "the real update", Sec. 4).
+itself is data-level (noise on images before "the real update", Sec. 4): pass it as
+``image_transform(images, labels, context) -> images``, applied once per round to all of the
+client's images before its real local training (``context`` carries the global model, the
+0-based round, the rounds and the client index; see :mod:`gradinv.shadow.defense`).
 
 Rounds are 1-based here (the paper's "1st, 25th, ..., 100th round"); the
 :class:`~gradinv.defenses.ClientContext` a defense receives has the 0-based ``round = r - 1``
@@ -202,6 +205,8 @@ def local_train(
     context_round: int = 0,
     rounds: int = 1,
     control: Gradients | None = None,
+    image_transform: Callable | None = None,
+    client: int = 0,
 ) -> LocalResult:
     """Train a copy of ``model`` with plain SGD (no momentum, no weight decay, as the NVFlare
     recipe) for ``epochs`` epochs of shuffled mini-batches; ``model`` itself is untouched.
@@ -220,6 +225,11 @@ def local_train(
         rounds: total rounds, put into the ``ClientContext``.
         control: SCAFFOLD's correction ``c - c_k`` per trainable parameter (added to every
             step's gradient); ``None`` for FedAvg.
+        image_transform: a data-level defense ``image_transform(images, labels, context)
+            -> images`` (same shape), applied to all ``images`` before the local training;
+            ``context`` is a ``ClientContext`` of ``model`` with ``round=context_round``,
+            ``rounds`` and ``client``. ``None``: the images are used as given.
+        client: 0-based client index put into the ``ClientContext``s.
     """
     from gradinv.defenses import ClientContext
 
@@ -234,6 +244,17 @@ def local_train(
         raise GradInvError(
             f"need batch_size >= 1, epochs >= 1, lr > 0; got {batch_size}, {epochs}, {lr}"
         )
+    if image_transform is not None:
+        context = ClientContext.from_model(
+            model, images=images, labels=labels, round=context_round, rounds=rounds, client=client
+        )
+        transformed = image_transform(images, labels, context)
+        if not isinstance(transformed, Tensor) or transformed.shape != images.shape:
+            raise GradInvError(
+                "image_transform must return a tensor of the images' shape "
+                f"{tuple(images.shape)}; got {getattr(transformed, 'shape', type(transformed))}"
+            )
+        images = transformed.detach()
     local = copy.deepcopy(model).train()
     names = [n for n, p in local.named_parameters() if p.requires_grad]
     params = [p for p in local.parameters() if p.requires_grad]
@@ -257,6 +278,7 @@ def local_train(
                     round=context_round,
                     rounds=rounds,
                     parameters=tuple(p.detach() for p in params),
+                    client=client,
                 )
                 grads = _call_defense(defense, tuple(grads), context)
             with torch.no_grad():
@@ -268,7 +290,12 @@ def local_train(
         mean = tuple(t / steps for t in total)
         if defense is not None and defense_on == "update":
             context = ClientContext.from_model(
-                model, images=images, labels=labels, round=context_round, rounds=rounds
+                model,
+                images=images,
+                labels=labels,
+                round=context_round,
+                rounds=rounds,
+                client=client,
             )
             mean = _call_defense(defense, mean, context)
             sent = mean if control is None else tuple(torch._foreach_add(mean, control))
@@ -354,6 +381,7 @@ def run_federated(
     eval_every: int = 1,
     progress: bool = True,
     seed: int = 0,
+    image_transform: Callable | Sequence[Callable | None] | None = None,
 ) -> FederatedRun:
     """Run ``rounds`` rounds of FedAvg or SCAFFOLD with full participation.
 
@@ -381,6 +409,10 @@ def run_federated(
             last); a float is recorded as ``{"metric": value}``. See :func:`f1_evaluator`.
         progress: show a tqdm bar over rounds.
         seed: seeds each client's shuffling (client ``k`` gets its own generator).
+        image_transform: a data-level defense for every client, or one per client (``None``
+            entries: none), ``image_transform(images, labels, context) -> images`` applied to
+            the client's images before each round's local training (:func:`local_train`);
+            stateful ones (the shadow defense) need one object per client.
     """
     if algorithm not in ALGORITHMS:
         raise GradInvError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
@@ -395,6 +427,7 @@ def run_federated(
     n_clients = len(clients)
     batch = [int(b) for b in _per_client(batch_sizes, n_clients, "batch_sizes")]
     defenses = _per_client(defense, n_clients, "defense")
+    transforms = _per_client(image_transform, n_clients, "image_transform")
     keep = _rounds_set(keep_rounds, rounds)
     keep_k = set(range(n_clients)) if keep_clients is None else {int(k) for k in keep_clients}
     if any(not 0 <= k < n_clients for k in keep_k):
@@ -426,7 +459,7 @@ def run_federated(
             results.append(
                 local_train(
                     glob, x, y, lr_r, local_epochs, batch[k], gens[k], defenses[k],
-                    defense_on, r - 1, rounds, control,
+                    defense_on, r - 1, rounds, control, transforms[k], k,
                 )
             )  # fmt: skip
         weights = _weights(weighting, [x.shape[0] for x, _ in data], [s.num_steps for s in results])

@@ -1,6 +1,8 @@
 """Shadow-model defense (shadow_defense.txt): Grad-CAM++ foreground maps and the noise maps
-N^1..N^4 -> N of Sec. 4.3 (eqs. 8-18)."""
+N^1..N^4 -> N of Sec. 4.3 (eqs. 8-18), and the per-client shadow defense (Sec. 4.1-4.3:
+latent pre-training, pseudo local training, pseudo fine-tuning, eq. 6-7)."""
 
+from gradinv.shadow.defense import ShadowConfig, ShadowDefense
 from gradinv.shadow.gradcam import bounding_box, default_layer, foreground_mask, grad_cam_pp
 from gradinv.shadow.noise_maps import (
     SCHEDULES,
@@ -24,6 +26,8 @@ from gradinv.shadow.noise_maps import (
 __all__ = [
     "SCHEDULES",
     "Config",
+    "ShadowConfig",
+    "ShadowDefense",
     "NoiseMaps",
     "absolute_noise",
     "alpha_cam",

@@ -35,13 +35,13 @@ from gradinv.errors import GradInvError
 
 
 def default_layer(model: nn.Module) -> nn.Module:
-    """The layer Grad-CAM++ hooks by default: ``layer4`` (last conv block) of a ResNet,
-    else ``features`` of a VGG-style net, else the last ``nn.Conv2d`` of ``model``."""
-    for name in ("layer4", "features"):
-        layer = getattr(model, name, None)
-        if isinstance(layer, nn.Module):
-            return layer
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    """The layer Grad-CAM++ hooks by default: ``layer4`` (last conv block) of a ResNet, else
+    the last ``nn.Conv2d`` or ``nn.BatchNorm2d`` in module order (a conv's own BatchNorm when
+    it has one; small convnets' ``features`` end in a ``Flatten``, whose output is 2-D)."""
+    layer = getattr(model, "layer4", None)
+    if isinstance(layer, nn.Module):
+        return layer
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
     if not convs:
         raise GradInvError("model has no nn.Conv2d layer; pass the layer for Grad-CAM++ explicitly")
     return convs[-1]
@@ -101,27 +101,31 @@ def grad_cam_pp(
     try:
         with torch.enable_grad():
             logits = model(x.detach())
-    finally:
+        handle.remove()
+        if len(captured) != 1:
+            raise GradInvError(
+                f"the Grad-CAM++ layer ran {len(captured)} times in one forward; hook a layer "
+                "used once"
+            )
+        acts = captured[0]
+        if acts.dim() != 4:
+            raise GradInvError(
+                f"Grad-CAM++ layer output must be (B, K, h, w), got {tuple(acts.shape)}"
+            )
+        if target is None:
+            cls = logits.detach().argmax(1)
+        elif isinstance(target, int):
+            cls = torch.full((x.shape[0],), target, device=logits.device, dtype=torch.long)
+        else:
+            cls = target.to(device=logits.device, dtype=torch.long).reshape(-1)
+        with torch.enable_grad():
+            score = logits.gather(1, cls[:, None]).sum()  # samples independent in eval mode
+            (g,) = torch.autograd.grad(score, acts)
+    finally:  # restore BN statistics only after the backward pass has used the graph
         handle.remove()
         with torch.no_grad():
             for buf, saved in buffers:
                 buf.copy_(saved)
-    if len(captured) != 1:
-        raise GradInvError(
-            f"the Grad-CAM++ layer ran {len(captured)} times in one forward; hook a layer used once"
-        )
-    acts = captured[0]
-    if acts.dim() != 4:
-        raise GradInvError(f"Grad-CAM++ layer output must be (B, K, h, w), got {tuple(acts.shape)}")
-    if target is None:
-        cls = logits.detach().argmax(1)
-    elif isinstance(target, int):
-        cls = torch.full((x.shape[0],), target, device=logits.device, dtype=torch.long)
-    else:
-        cls = target.to(device=logits.device, dtype=torch.long).reshape(-1)
-    with torch.enable_grad():
-        score = logits.gather(1, cls[:, None]).sum()  # samples independent in eval mode
-        (g,) = torch.autograd.grad(score, acts)
     a = acts.detach()
     g2, g3 = g.pow(2), g.pow(3)
     denom = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g3
