@@ -156,7 +156,17 @@ def test_unknown_optimizer_init_and_scheduler_are_rejected():
 def test_registry_lists_all_attacks_and_runs_by_name_with_string_options(rgb16):
     assert set(attacks.ATTACKS) == {
         *("dlg", "idlg", "ig", "cpl", "gradinversion", "rgap", "ggdm", "gradinvdiff"),
-        *("ggss_r", "finetuned_diff", "gias", "ggl", "gifd", "gidm", "dlg_dm", "invg_dm"),
+        *(
+            "ggss_r",
+            "finetuned_diff",
+            "gias",
+            "ggl",
+            "gifd",
+            "gidm",
+            "dlg_dm",
+            "invg_dm",
+            "bn_prior",
+        ),
     }
     for name in ("dlg", "idlg", "ig", "cpl", "gradinversion"):
         module = attacks.get(name)

@@ -36,6 +36,7 @@ NAMES: tuple[str, ...] = (
     "gidm",
     "dlg_dm",
     "invg_dm",
+    "bn_prior",
 )
 
 
