@@ -180,17 +180,23 @@ fig
 # ## Figs. 8 and 9 — known vs unknown $t$ ($\epsilon$ known), known vs unknown $\epsilon$ ($t$ known)
 
 # %%
-fig = gd.snapshot_grid(study, role0, ["gidm_known", "t_unknown"], path=out / "fig8_t_known_unknown.png")
+fig = gd.snapshot_grid(
+    study, role0, ["gidm_known", "t_unknown"], path=out / "fig8_t_known_unknown.png"
+)
 fig
 
 # %%
-fig = gd.snapshot_grid(study, role0, ["gidm_known", "eps_unknown"], path=out / "fig9_eps_known_unknown.png")
+fig = gd.snapshot_grid(
+    study, role0, ["gidm_known", "eps_unknown"], path=out / "fig9_eps_known_unknown.png"
+)
 fig
 
 # %%
 curves89 = gd.snapshot_curves(study, role0, ["gidm_known", "t_unknown", "eps_unknown"])
 curves89.to_csv(out / "fig8_fig9_psnr_curves.csv", index=False)
-fig = plots.curves(curves89, "iteration", "psnr", hue="variant", path=out / "fig8_fig9_psnr_curves.png")
+fig = plots.curves(
+    curves89, "iteration", "psnr", hue="variant", path=out / "fig8_fig9_psnr_curves.png"
+)
 fig
 
 # %% [markdown]
@@ -229,7 +235,7 @@ plots.table_markdown(cmp, out / "paper_vs_this_run_numbers.md")
 cmp
 
 # %%
-claims = gd.claims(study, f5, abl)
+claims = gd.claims(f5, abl)
 plots.table_markdown(claims, out / "paper_vs_this_run.md")
 claims
 
@@ -243,8 +249,16 @@ claims
 # $k$-step DDIM sampler in the generative phase; the smoke profile runs ~1/30 of the paper's
 # iterations (the `paper` profile runs 5000 + 1500 with $S = 50$ on a GPU).
 #
-# **What to read from the verdicts.** The claims table is computed from this run; with the
-# smoke budget the ordering of the methods is the robust part, while absolute PSNRs of the
-# runs with secret $\epsilon$ grow with iterations (see the curves of Figs. 7-9). The
-# relaxation of $t$ is ours: the paper's text does not define one and its code passes no
-# gradient to $\hat t$.
+# **What to read from the verdicts.** The claims table is computed from this run (one image
+# per role; PSNRs above 40 dB count as exact, differences under 1 dB as inconclusive). With
+# the smoke budget (~1/30 of the paper's iterations) most runs are still converging (see the
+# curves of Figs. 7-9); the `cpu` profile (~1/6, 38 min on a 2-core CPU) is what the
+# committed figures show. There, at 32 px: (i) given $\epsilon$ and $t$, plain pixel matching
+# is already exact (DLG-dm 80-100 dB, GIDM's fine-tuning too), so the paper's "GIDM beats
+# DLG-dm / InvG-dm" does not hold here — the baselines' failure in the paper comes with
+# 128 px colour images, which we could not train priors for; (ii) the secrets are what
+# protects the client: $\hat t$ is recovered exactly in every run that optimises it, and an
+# unknown $t$ with known $\epsilon$ still gives an exact image, but an unknown $\epsilon$
+# leaves GIDM at 14-28 dB; (iii) the fine-tuning phase is needed (Generative 11-23 dB), and
+# triple optimisation beats fixing a random $t$ or $\epsilon$. The relaxation of $t$ is ours:
+# the paper's text does not define one and its code passes no gradient to $\hat t$.

@@ -246,7 +246,7 @@ def test_study_drivers_build_every_figure_and_table_on_a_tiny_setting(tmp_path):
     known = abl.set_index("variant").loc["GIDM (eps, t known)"]
     assert known.t_hat == known.t  # a revealed t is used as is
     assert len(gd.t_recovery(study)) == 3  # the runs that optimise t
-    claims = gd.claims(study, f5, abl)
+    claims = gd.claims(f5, abl)
     assert set(claims.verdict.str.split(" ").str[0]) <= {"holds", "does", "inconclusive"}
     assert len(gd.paper_vs_run(f5, abl, gd.t_recovery(study))) == 9
     curves = gd.snapshot_curves(study, "digits", ["gidm_known", "gidm"])
@@ -257,3 +257,5 @@ def test_study_drivers_build_every_figure_and_table_on_a_tiny_setting(tmp_path):
     assert (tmp_path / "f6.png").exists()
     assert gd.verdict(2.0) == "holds" and gd.verdict(-2.0) == "does not hold"
     assert gd.verdict(0.5).startswith("inconclusive")
+    tie = f5.assign(psnr=[100.0, 50.0, 5.0, 60.0, 45.0])  # all above EXACT_DB but Generative
+    assert gd.claims(tie, abl).verdict.iloc[0].startswith("inconclusive")
