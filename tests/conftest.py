@@ -28,3 +28,21 @@ def prior_dir(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("priors") / "digits-8"
     train_prior(PRIOR, out, progress=False)
     return str(out)
+
+
+@pytest.fixture
+def ig_psnr():
+    """``ig_psnr(case, gradients, iterations=150)``: PSNR of Inverting Gradients (oracle
+    labels) run on ``gradients`` as the shared update of ``case`` -- how defenses are scored."""
+    from gradinv import attacks, metrics
+    from gradinv.case import Observed
+
+    def run(case, gradients, iterations: int = 150) -> float:
+        observed = Observed(
+            tuple(gradients), case.batch_size, case.image_shape, case.num_classes,
+            case.labels.clone(),
+        )  # fmt: skip
+        rec = attacks.run("ig", case.model, observed, iterations=iterations)
+        return float(metrics.psnr(rec.images, case.images).mean())
+
+    return run

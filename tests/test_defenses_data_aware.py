@@ -9,8 +9,6 @@ import math
 import pytest
 import torch
 
-from gradinv import attacks, metrics
-from gradinv.case import Observed
 from gradinv.defenses import censor, soteria
 from gradinv.defenses.context import ClientContext
 from gradinv.errors import GradInvError
@@ -193,27 +191,16 @@ def test_soteria_without_linear_layer_raises():
 # -- end to end: each defense lowers an inversion attack's PSNR ----------------------------
 
 
-def test_each_data_aware_defense_lowers_inverting_gradients_psnr_by_3db():
+def test_each_data_aware_defense_lowers_inverting_gradients_psnr_by_3db(ig_psnr):
     case = build_case("digits", "lenet", 16, 1)
     grads = client_gradient(case.model, case.images, case.labels)
     ctx = _ctx(case)
 
-    def attacked_psnr(gradients) -> float:
-        observed = Observed(
-            gradients=tuple(gradients),
-            batch_size=case.batch_size,
-            image_shape=case.image_shape,
-            num_classes=case.num_classes,
-            labels=case.labels.clone(),
-        )
-        rec = attacks.run("ig", case.model, observed, iterations=150)
-        return float(metrics.psnr(rec.images, case.images).mean())
-
-    clean = attacked_psnr(grads)
+    clean = ig_psnr(case, grads)
     defended = {
         "soteria": soteria.apply(grads, soteria.Config(), None, ctx),
         "censor": censor.apply(grads, censor.Config(), _gen(), ctx),
     }
     for name, gradients in defended.items():
-        psnr = attacked_psnr(gradients)
+        psnr = ig_psnr(case, gradients)
         assert psnr < clean - 3.0, f"{name}: {psnr:.2f} dB vs clean {clean:.2f} dB"

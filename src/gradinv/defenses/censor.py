@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, vmap
 
-from gradinv.defenses.context import ClientContext
+from gradinv.defenses.context import ClientContext, require_data
 from gradinv.errors import GradInvError
 from gradinv.matching import cross_entropy
 
@@ -75,18 +75,6 @@ class Config:
             )
         if int(self.chunk) < 1:
             raise GradInvError(f"CENSOR chunk must be an integer >= 1, got {self.chunk}")
-
-
-def _require(context: ClientContext | None) -> ClientContext:
-    missing = [
-        f for f in ("model", "images", "labels") if context is None or getattr(context, f) is None
-    ]
-    if missing:
-        raise GradInvError(
-            f"CENSOR needs the client's {', '.join(missing)}: pass context="
-            "ClientContext.from_model(model, images=images, labels=labels)"
-        )
-    return context
 
 
 def orthogonal_candidates(
@@ -169,15 +157,7 @@ def apply(
     """
     config = config or Config()
     gradients = tuple(gradients)
-    ctx = _require(context)
-    model = ctx.model
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    if len(names) != len(gradients):
-        raise GradInvError(
-            f"CENSOR got {len(gradients)} gradient tensors for a model with {len(names)} "
-            "trainable parameters: pass the gradient of every trainable parameter in "
-            "model.named_parameters() order"
-        )
+    ctx, _ = require_data(context, "CENSOR", gradients)
     if not gradients:
         return ()
     trials = int(config.trials)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gradinv.errors import GradInvError
+
 
 @dataclass
 class ClientContext:
@@ -48,3 +50,27 @@ class ClientContext:
         (detached), in the order :func:`gradinv.fl.client_gradient` returns gradients."""
         params = tuple(p.detach() for p in model.parameters() if p.requires_grad)
         return cls(model=model, parameters=params, **fields)
+
+
+def require_data(
+    context: ClientContext | None, defense: str, gradients: tuple[Tensor, ...]
+) -> tuple[ClientContext, list[str]]:
+    """``context`` and the names of the model's trainable parameters, when the context
+    carries the client's model, images and labels and ``gradients`` has one tensor per
+    trainable parameter; else a ``GradInvError`` saying what ``defense`` lacks."""
+    missing = [
+        f for f in ("model", "images", "labels") if context is None or getattr(context, f) is None
+    ]
+    if missing:
+        raise GradInvError(
+            f"{defense} needs the client's {', '.join(missing)}: pass context="
+            "ClientContext.from_model(model, images=images, labels=labels)"
+        )
+    names = [n for n, p in context.model.named_parameters() if p.requires_grad]
+    if len(names) != len(gradients):
+        raise GradInvError(
+            f"{defense} got {len(gradients)} gradient tensors for a model with {len(names)} "
+            "trainable parameters: pass the gradient of every trainable parameter in "
+            "model.named_parameters() order"
+        )
+    return context, names

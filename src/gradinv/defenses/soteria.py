@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from gradinv.defenses.context import ClientContext
+from gradinv.defenses.context import ClientContext, require_data
 from gradinv.errors import GradInvError
 
 
@@ -76,18 +76,6 @@ def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
             f"Soteria needs a fully-connected layer: {type(model).__name__} has no nn.Linear"
         )
     return found[-1]
-
-
-def _require(context: ClientContext | None) -> ClientContext:
-    missing = [
-        f for f in ("model", "images", "labels") if context is None or getattr(context, f) is None
-    ]
-    if missing:
-        raise GradInvError(
-            f"Soteria needs the client's {', '.join(missing)}: pass context="
-            "ClientContext.from_model(model, images=images, labels=labels)"
-        )
-    return context
 
 
 def feature_scores(model: nn.Module, images: Tensor, config: Config | None = None) -> Tensor:
@@ -157,15 +145,8 @@ def apply(
     del generator
     config = config or Config()
     gradients = tuple(gradients)
-    ctx = _require(context)
+    ctx, names = require_data(context, "Soteria", gradients)
     model = ctx.model
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    if len(names) != len(gradients):
-        raise GradInvError(
-            f"Soteria got {len(gradients)} gradient tensors for a model with {len(names)} "
-            "trainable parameters: pass the gradient of every trainable parameter in "
-            "model.named_parameters() order"
-        )
     fc_name, fc = last_linear(model)
     weight = f"{fc_name}.weight" if fc_name else "weight"
     if weight not in names:
