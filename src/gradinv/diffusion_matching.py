@@ -272,10 +272,23 @@ def reconstruction(result: TripleResult, history: list[dict], extras: dict) -> R
     return Reconstruction(result.images.cpu(), None, loss, history, out)
 
 
+@dataclass(frozen=True)
+class PixelConfig:
+    """Settings of the pixel-space baselines (DLG-dm, InvG-dm; GIDM sec. 4.2)."""
+
+    iterations: int = 6500  # our choice: GIDM's budget r_g + r_f (the paper gives none)
+    lr: float = 0.01  # GIDM sec. 4.1: Adam, lr 0.01
+    init: str = "randn"  # DLG and InvG: torch.randn
+    seed: int = 0
+    snapshot_every: int = 0
+    progress: bool = False
+    device: str | None = None
+
+
 def pixel_attack(
     victim: DiffusionPrior,
     observed: Observed,
-    config: object,
+    config: PixelConfig,
     distance: str,
     tv: float = 0.0,
     callback: Callback | None = None,
@@ -283,15 +296,13 @@ def pixel_attack(
     """A classifier attack adapted to diffusion (GIDM sec. 4.2, DLG-dm / InvG-dm): pixels
     from ``config.init``, Adam on eq. (2) with ``distance`` (+ ``tv`` TV); ``eps`` and ``t``
     are the revealed true values (the paper gives them to the baselines), else random and
-    fixed. ``config`` supplies ``iterations``, ``lr``, ``init``, ``seed``, ``snapshot_every``,
-    ``progress`` and ``device``."""
+    fixed."""
     matcher, secrets = setup(victim, observed, config, distance)
-    c = config
     shape = (1, observed.batch_size, *observed.image_shape)
-    x0 = init_dummy(shape, c.init, c.seed, matcher.victim.device)[0]  # type: ignore[attr-defined]
+    x0 = init_dummy(shape, config.init, config.seed, matcher.victim.device)[0]
     res = triple_optimise(
-        matcher, lambda x: x, x0, secrets, c.iterations, lr=c.lr, tv=tv,  # type: ignore[attr-defined]
-        snapshot_every=c.snapshot_every, progress=c.progress,  # type: ignore[attr-defined]
+        matcher, lambda x: x, x0, secrets, config.iterations, lr=config.lr, tv=tv,
+        snapshot_every=config.snapshot_every, progress=config.progress,
         desc=f"{distance} pixel matching", callback=callback,
     )  # fmt: skip
     return reconstruction(res, res.history, {"snapshots": {"pixels": res.snapshots}})

@@ -12,20 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gradinv.case import Observed, Reconstruction
-from gradinv.diffusion_matching import Callback, pixel_attack
+from gradinv.diffusion_matching import Callback, PixelConfig, pixel_attack
 from gradinv.priors.ddpm import DiffusionPrior
 
 
 @dataclass(frozen=True)
-class Config:
-    iterations: int = 6500  # our choice: GIDM's budget r_g + r_f (the paper gives none)
-    lr: float = 0.01  # GIDM sec. 4.1: Adam, lr 0.01
+class Config(PixelConfig):
+    """InvG-dm: the shared pixel-baseline settings plus InvG's total variation."""
+
     tv: float = 0.1  # inversefed (InvG code) default total_variation = 1e-1
-    init: str = "randn"  # InvG: torch.randn
-    seed: int = 0
-    snapshot_every: int = 0
-    progress: bool = False
-    device: str | None = None
 
 
 def run(

@@ -98,6 +98,11 @@ class Study:
         ds = data.load(name, split="test", size=prior.spec.image_size, channels=prior.spec.channels)
         images = ds.images.float()
         if spec.get("class") is not None:
+            if spec["class"] not in ds.class_names:
+                raise GradInvError(
+                    f"{role}: {name} has no class {spec['class']!r} (classes: {ds.class_names}); "
+                    "fix roles.<role>.class in the profile"
+                )
             images = images[ds.labels == ds.class_names.index(spec["class"])]
         k, n = int(fed["clients"]), int(fed["images_per_client"])
         if k * n > len(images):
