@@ -41,6 +41,8 @@ from gradinv.priors.storage import (
     priors_root,
     read_config,
     read_weights,
+    resume_state,
+    run_settings,
     save_checkpoint,
     shipped_root,
     write_weights,
@@ -352,16 +354,9 @@ def train_gan(
     losses: dict[str, list[float]] = {"d": [], "g": []}
 
     ckpt = out / "checkpoint.pt"
-    settings = {**dataclasses.asdict(config), "device": None}
-    same_run = {k: v for k, v in settings.items() if k not in ("steps", "checkpoint_every")}
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        theirs = {k: v for k, v in state["settings"].items() if k in same_run}
-        if state["data_hash"] != digest or theirs != _jsonable(same_run):
-            raise GradInvError(
-                f"{ckpt} belongs to a different run (other data or settings); delete it, pick "
-                "another output folder, or pass resume=False to start over"
-            )
+    settings = run_settings(config)
+    state = resume_state(ckpt, settings, digest, device, resume)
+    if state is not None:
         g_net.load_state_dict(state["generator"])
         d_net.load_state_dict(state["discriminator"])
         ema.load_state_dict(state["ema"])
@@ -431,7 +426,7 @@ def train_gan(
                     "losses": losses,
                     "seconds": time.perf_counter() - began,
                     "data_hash": digest,
-                    "settings": _jsonable(settings),
+                    "settings": settings,
                 },
             )
     bar.close()
@@ -446,7 +441,7 @@ def train_gan(
         "provenance": ds.provenance,
         "train_images": len(images),
         "data_hash": digest,
-        "training": _jsonable(settings),
+        "training": settings,
         "steps_done": step,
         "final_d_loss": tail(losses["d"]),
         "final_g_loss": tail(losses["g"]),
@@ -456,11 +451,6 @@ def train_gan(
     }
     prior.save(out, half=save_half)
     return prior
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    """Tuples as lists, so settings compare equal after a JSON or pickle round trip."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def ensure_gan(

@@ -8,6 +8,7 @@ A prior is a folder with ``model.safetensors`` (weights, fp16 or fp32) and ``con
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -90,3 +91,30 @@ def read_weights(module: nn.Module, folder: str | Path) -> None:
             f"the weights in {weights} do not fit the architecture in {Path(folder) / 'config.json'}"
             f" ({str(err).splitlines()[0]}); retrain the prior or restore both files"
         ) from None
+
+
+def run_settings(config: Any) -> dict[str, Any]:
+    """A training config as the settings stored with its checkpoints (device left out, tuples
+    as lists so they compare equal after a pickle or JSON round trip)."""
+    d = {**dataclasses.asdict(config), "device": None}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def resume_state(
+    ckpt: Path, settings: dict[str, Any], digest: str, device: torch.device, resume: bool
+) -> dict[str, Any] | None:
+    """The checkpoint at ``ckpt`` to resume from (``None``: start fresh). A run may resume
+    to more steps, with other checkpoint intervals or on another device; other data
+    (``digest``) or other settings raise instead of mixing two runs."""
+    if not (resume and ckpt.exists()):
+        return None
+    state = torch.load(ckpt, map_location=device, weights_only=False)
+    same_run = {k: v for k, v in settings.items() if k not in ("steps", "checkpoint_every")}
+    stored = {k: list(v) if isinstance(v, tuple) else v for k, v in state["settings"].items()}
+    theirs = {k: v for k, v in stored.items() if k in same_run}
+    if state["data_hash"] != digest or theirs != same_run:
+        raise GradInvError(
+            f"{ckpt} belongs to a different run (other data or settings); delete it, pick "
+            "another output folder, or pass resume=False (--no-resume) to start over"
+        )
+    return state

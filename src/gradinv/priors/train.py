@@ -15,7 +15,6 @@ MedMNIST npz) and writes into ``out``:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import math
 import time
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 from gradinv import data
 from gradinv.errors import GradInvError
 from gradinv.priors.ddpm import DiffusionPrior, PriorSpec, from_image
+from gradinv.priors.storage import resume_state, run_settings
 from gradinv.priors.storage import save_checkpoint as _save_checkpoint  # patched in tests
 from gradinv.utils import resolve_device, seed_everything
 
@@ -102,17 +102,9 @@ def train_prior(
     step, losses, seconds = 0, [], 0.0
 
     ckpt = out / "checkpoint.pt"
-    settings = {**dataclasses.asdict(config), "device": None}
-    # a run may be resumed to more steps, with other checkpoint intervals or on another device
-    same_run = {k: v for k, v in settings.items() if k not in ("steps", "checkpoint_every")}
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        theirs = {k: v for k, v in state["settings"].items() if k in same_run}
-        if state["data_hash"] != digest or theirs != same_run:
-            raise GradInvError(
-                f"{ckpt} belongs to a different run (other data or settings); delete it, pick "
-                "another --out folder, or pass --no-resume to start over"
-            )
+    settings = run_settings(config)
+    state = resume_state(ckpt, settings, digest, device, resume)
+    if state is not None:
         prior.unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
