@@ -2,12 +2,19 @@
 
 The same victim model object, the same observed gradient, the same labels and the same
 hyper-parameters go to both implementations, run alternately (gradinv, breaching,
-breaching, gradinv, ...) so drift in the machine's speed hits both alike. Reported: median
-seconds per attack iteration of each, the ratio breaching / gradinv (above 1: gradinv is
-faster) and the final PSNR of each.
+breaching, gradinv, ...) so drift in the machine's speed hits both alike. Reported per case:
+seconds per attack iteration of each (median over the runs, whole attack call / iterations,
+set-up included), both as wall clock and as this process's CPU time (robust to other jobs
+on a shared machine; on CUDA the wall clock is the one to read), the ratio breaching /
+gradinv (above 1: gradinv is faster), the final PSNR of each, and one plain training step
+(forward, cross-entropy, backward, SGD step) of the same model and batch, so that an attack
+iteration can be read as a multiple of it.
 
 Cases (issue "Speed"): IG (cosine + TV, signed Adam, boxed, step decay) on ResNet18 at
-32x32 with batch 1 and 8, and DLG (L2, L-BFGS, joint labels) on DLG's LeNet at 32x32.
+32x32 with batch 1 (``--iters-ig1``, long enough that both reconstruct) and batch 8
+(``--iters-ig8``), and DLG (L2, L-BFGS with 20 evaluations per iteration, joint labels) on
+DLG's LeNet at 32x32 (``--iters-dlg``). Then batched restarts: IG with R restarts in one
+call vs R sequential one-restart calls, R = 1, 4, 16.
 
 Adapter notes. breaching runs unpatched on torch 2.14; it only needs its data config to
 describe our images: mean 0 and std 1 (our images are in [0, 1] and the victims take them
@@ -17,29 +24,40 @@ differences): the same weight is used for both. IG gets the true labels in both,
 optimises them in both.
 
     pip install breaching==0.1.2        # or: pip install -e ".[bench]"
-    python benchmarks/bench_vs_breaching.py --iters 20 --reps 3 --out benchmarks/vs-breaching-cpu.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_vs_breaching.py --out benchmarks/vs-breaching-cpu.json
+    python benchmarks/bench_vs_breaching.py --device cuda --iters-ig1 1000 --iters-ig8 200 \
+        --restart-iters 50 --out benchmarks/vs-breaching-cuda.json
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
+import os
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from gradinv import attacks, data, metrics, models
 from gradinv.case import Case
 from gradinv.fl import observe
+from gradinv.matching import GradientMatcher
 from gradinv.reproduce import machine_info
 from gradinv.utils import resolve_device, seed_everything
 
-#: (attack, model, image size, batch)
-CASES = (("ig", "resnet18", 32, 1), ("ig", "resnet18", 32, 8), ("dlg", "lenet", 32, 1))
+#: (attack, model, image size, batch, name of the iterations option)
+CASES = (
+    ("ig", "resnet18", 32, 1, "iters_ig1"),
+    ("ig", "resnet18", 32, 8, "iters_ig8"),
+    ("dlg", "lenet", 32, 1, "iters_dlg"),
+)
 TV = 0.2  # breaching invertinggradients.yaml total_variation scale
 
 
@@ -56,19 +74,39 @@ def make_case(model_name: str, size: int, batch: int, device: torch.device) -> C
     return Case(net, ds.images[:batch].to(device), ds.labels[:batch].to(device), ds.num_classes)
 
 
-def run_gradinv(attack: str, case: Case, iters: int) -> tuple[float, torch.Tensor]:
+class _count_calls:  # noqa: N801 - used like a context
+    """Counts calls of ``cls.name`` (patched on the class) until :meth:`restore`."""
+
+    def __init__(self, cls: type, name: str):
+        self.cls, self.name, self.orig, self.n = cls, name, getattr(cls, name), 0
+
+        def wrapped(obj, *args, **kwargs):
+            self.n += 1
+            return self.orig(obj, *args, **kwargs)
+
+        setattr(cls, name, wrapped)
+
+    def restore(self) -> None:
+        setattr(self.cls, self.name, self.orig)
+
+
+def run_gradinv(attack: str, case: Case, iters: int) -> tuple[float, float, int, torch.Tensor]:
     observed = observe(case, oracle_labels=attack == "ig")
     opts = {"iterations": iters, "restarts": 1}
     if attack == "ig":
         opts["tv"] = TV
+    calls = _count_calls(GradientMatcher, "__call__")
     _sync(case.device)
-    start = time.perf_counter()
-    rec = attacks.run(attack, case.model, observed, **opts)
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        rec = attacks.run(attack, case.model, observed, **opts)
+    finally:
+        calls.restore()
     _sync(case.device)
-    return time.perf_counter() - start, rec.images
+    return time.perf_counter() - start, time.process_time() - cpu, calls.n, rec.images
 
 
-def run_breaching(attack: str, case: Case, iters: int) -> tuple[float, torch.Tensor]:
+def run_breaching(attack: str, case: Case, iters: int) -> tuple[float, float, int, torch.Tensor]:
     import breaching
 
     cfg = breaching.get_config(
@@ -110,38 +148,82 @@ def run_breaching(attack: str, case: Case, iters: int) -> tuple[float, torch.Ten
             },
         }
     ]
+    calls = _count_calls(type(attacker.objective), "forward")  # also counts restart scoring
     _sync(case.device)
-    start = time.perf_counter()
-    rec, _ = attacker.reconstruct(payload, shared, {}, dryrun=False)
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        rec, _ = attacker.reconstruct(payload, shared, {}, dryrun=False)
+    finally:
+        calls.restore()
     _sync(case.device)
-    return time.perf_counter() - start, rec["data"].detach().clamp(0, 1).cpu()
+    return (
+        time.perf_counter() - start,
+        time.process_time() - cpu,
+        calls.n,
+        rec["data"].detach().clamp(0, 1).cpu(),
+    )
+
+
+def train_step_seconds(case: Case, reps: int = 10) -> float:
+    """Median seconds of one plain SGD training step of the case's model on its batch."""
+    model = copy.deepcopy(case.model).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    times = []
+    for i in range(reps + 2):
+        _sync(case.device)
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(case.images), case.labels).backward()
+        opt.step()
+        _sync(case.device)
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def compare(attack: str, model: str, size: int, batch: int, iters: int, reps: int, device) -> dict:
     case = make_case(model, size, batch, device)
     runners = {"gradinv": run_gradinv, "breaching": run_breaching}
-    secs: dict[str, list[float]] = {k: [] for k in runners}
-    psnr: dict[str, float] = {}
+    wall: dict[str, list[float]] = {k: [] for k in runners}
+    cpu: dict[str, list[float]] = {k: [] for k in runners}
+    evals: dict[str, list[int]] = {k: [] for k in runners}
+    psnr: dict[str, list[float]] = {k: [] for k in runners}
+    for name in runners:  # untimed warm-up: one-off kernel selection and allocations
+        runners[name](attack, case, 2)
     for rep in range(reps):
         order = list(runners) if rep % 2 == 0 else list(runners)[::-1]
         for name in order:
-            seconds, images = runners[name](attack, case, iters)
-            secs[name].append(seconds / iters)
-            psnr[name] = float(
-                metrics.evaluate(images.cpu(), case.images.cpu(), lpips_net=None)["psnr"]
+            seconds, cpu_seconds, n_evals, images = runners[name](attack, case, iters)
+            wall[name].append(seconds / n_evals)
+            cpu[name].append(cpu_seconds / n_evals)
+            evals[name].append(n_evals)
+            psnr[name].append(
+                float(metrics.evaluate(images.cpu(), case.images.cpu(), lpips_net=None)["psnr"])
             )
-    g, b = statistics.median(secs["gradinv"]), statistics.median(secs["breaching"])
+    train = train_step_seconds(case)
+    g, b = statistics.median(wall["gradinv"]), statistics.median(wall["breaching"])
+    gc, bc = statistics.median(cpu["gradinv"]), statistics.median(cpu["breaching"])
     return {
         "attack": attack,
         "model": model,
         "size": size,
         "batch": batch,
         "iterations": iters,
-        "gradinv_s_per_it": g,
-        "breaching_s_per_it": b,
+        "reps": reps,
+        "gradinv_s_per_eval": g,
+        "breaching_s_per_eval": b,
         "speedup": b / g,
-        "gradinv_psnr": psnr["gradinv"],
-        "breaching_psnr": psnr["breaching"],
+        "gradinv_cpu_s_per_eval": gc,
+        "breaching_cpu_s_per_eval": bc,
+        "speedup_cpu_time": bc / gc,
+        "train_step_s": train,
+        "gradinv_eval_over_train_step": g / train,
+        "breaching_eval_over_train_step": b / train,
+        "gradinv_evaluations": statistics.median(evals["gradinv"]),
+        "breaching_evaluations": statistics.median(evals["breaching"]),
+        "gradinv_psnr": statistics.median(psnr["gradinv"]),
+        "breaching_psnr": statistics.median(psnr["breaching"]),
+        "samples": {"wall": wall, "cpu": cpu, "evaluations": evals, "psnr": psnr},
     }
 
 
@@ -182,38 +264,61 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--iters-ig1", type=int, default=200, help="IG ResNet18 batch 1")
+    ap.add_argument("--iters-ig8", type=int, default=30, help="IG ResNet18 batch 8")
+    ap.add_argument("--iters-dlg", type=int, default=50, help="DLG LeNet (L-BFGS steps)")
+    ap.add_argument("--reps", type=int, default=2, help="runs of each implementation")
     ap.add_argument("--restart-iters", type=int, default=10)
+    ap.add_argument("--cases", default="ig1,ig8,dlg", help="subset of ig1,ig8,dlg")
+    ap.add_argument("--no-restarts", action="store_true", help="skip the restart benchmark")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     logging.disable(logging.INFO)
     warnings.filterwarnings("ignore")
     device = resolve_device(args.device)
-    rows = [compare(*case, args.iters, args.reps, device) for case in CASES]
-    restarts = restart_throughput("resnet18", 32, 1, args.restart_iters, device)
-    print(
-        "| attack | model | batch | gradinv s/it | breaching s/it | breaching / gradinv | PSNR gradinv | PSNR breaching |"
+    wanted = set(args.cases.split(","))
+    rows = []
+    for attack, model, size, batch, opt in CASES:
+        if opt.removeprefix("iters_") in wanted:
+            rows.append(compare(attack, model, size, batch, getattr(args, opt), args.reps, device))
+            print(f"done: {attack} {model} b{batch}", file=sys.stderr, flush=True)
+    restarts = (
+        []
+        if args.no_restarts
+        else restart_throughput("resnet18", 32, 1, args.restart_iters, device)
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| attack | model | batch | iterations | evaluations gradinv / breaching | gradinv s/eval "
+        "| breaching s/eval | breaching / gradinv (wall) | (CPU time) | gradinv eval / train step "
+        "| PSNR gradinv | PSNR breaching |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['attack']} | {r['model']} {r['size']}px | {r['batch']} | {r['gradinv_s_per_it']:.4f} | "
-            f"{r['breaching_s_per_it']:.4f} | {r['speedup']:.2f}x | {r['gradinv_psnr']:.2f} | {r['breaching_psnr']:.2f} |"
+            f"| {r['attack']} | {r['model']} {r['size']}px | {r['batch']} | {r['iterations']} | "
+            f"{r['gradinv_evaluations']:.0f} / {r['breaching_evaluations']:.0f} | "
+            f"{r['gradinv_s_per_eval']:.4f} | {r['breaching_s_per_eval']:.4f} | "
+            f"{r['speedup']:.2f}x | {r['speedup_cpu_time']:.2f}x | "
+            f"{r['gradinv_eval_over_train_step']:.1f}x | "
+            f"{r['gradinv_psnr']:.2f} | {r['breaching_psnr']:.2f} |"
         )
-    print(
-        "\n| restarts | batched s | sequential s | sequential / batched | batched / one restart |"
-    )
-    print("|---|---|---|---|---|")
-    for r in restarts:
+    if restarts:
         print(
-            f"| {r['restarts']} | {r['batched_s']:.2f} | {r['sequential_s']:.2f} | {r['speedup']:.2f}x | "
-            f"{r['batched_over_one']:.2f}x |"
+            "\n| restarts | batched s | sequential s | sequential / batched | batched / one restart |"
         )
+        print("|---|---|---|---|---|")
+        for r in restarts:
+            print(
+                f"| {r['restarts']} | {r['batched_s']:.2f} | {r['sequential_s']:.2f} | "
+                f"{r['speedup']:.2f}x | {r['batched_over_one']:.2f}x |"
+            )
     if args.out:
         result = {
             "machine": machine_info(),
             "device": str(device),
+            "torch_threads": torch.get_num_threads(),
+            "load_average": list(os.getloadavg()),
+            "args": {k: str(v) for k, v in vars(args).items()},
             "vs_breaching": rows,
             "restarts": restarts,
         }

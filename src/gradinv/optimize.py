@@ -373,17 +373,18 @@ def _lbfgs(evaluate, x, y, record, factor, *, lr, iterations, boxed, labels, inn
                     stps.append(step * okf)
                     rhos.append(torch.where(ok, 1.0 / sy.clamp_min(1e-30), 0.0))
                     h_diag = torch.where(ok, sy / yy.clamp_min(1e-30), h_diag)
+                # two-loop recursion, in place on fresh q and d (4-5 small kernels per pair)
                 q = -g
                 al = []
                 for i in range(len(dirs) - 1, -1, -1):
-                    a = (stps[i] * q).sum(1) * rhos[i]
+                    a = torch.linalg.vecdot(stps[i], q).mul_(rhos[i]).unsqueeze_(1)
                     al.append(a)
-                    q = q - a[:, None] * dirs[i]
+                    q.addcmul_(a, dirs[i], value=-1)
                 al.reverse()
-                d = q * h_diag[:, None]
+                d = q.mul_(h_diag[:, None])
                 for i in range(len(dirs)):
-                    be = (dirs[i] * d).sum(1) * rhos[i]
-                    d = d + (al[i] - be)[:, None] * stps[i]
+                    be = torch.linalg.vecdot(dirs[i], d).mul_(rhos[i]).unsqueeze_(1)
+                    d.addcmul_(al[i].sub_(be), stps[i])
             prev_g = g
             if n_iter == 0:
                 t = torch.clamp(1.0 / g.abs().sum(1), max=1.0) * lr
