@@ -1,7 +1,9 @@
 """The papers' real datasets, read with their own libraries from the data root.
 
 Nothing here downloads: every class is constructed with ``download=False``, and a missing
-file is a :class:`MissingAssetError` that names the file and where to put it.
+file is a :class:`MissingAssetError` that names the file and where to put it. The shadow
+defense's image-folder datasets (COVID-19 Radiography, EyePACS-AIROGS) are read with PIL,
+lazily, so ``load(..., n=...)`` opens only the files it keeps.
 """
 
 from __future__ import annotations
@@ -243,3 +245,150 @@ for _flag, _role in MEDMNIST.items():
             f"put {_flag}.npz or {_flag}_<size>.npz into <root>/medmnist/",
         )
     )
+
+
+# -- image-folder datasets of the shadow defense paper (shadow_defense.txt, Sec. 5.1) -------
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SPLIT_SEED = 0  # seed of the 80/20 train/test split of folder layouts that have no split
+TEST_FRACTION = 0.2
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _seeded_split(files: list[list[Path]], split: str, seed: int = SPLIT_SEED) -> list[list[Path]]:
+    """Per-class (stratified) seeded 80/20 split of sorted file lists: disjoint, deterministic."""
+    out = []
+    for k, paths in enumerate(files):
+        order = np.random.default_rng([seed, k]).permutation(len(paths))
+        n_test = int(round(TEST_FRACTION * len(paths)))
+        keep = order[:n_test] if split == "test" else order[n_test:]
+        out.append([paths[i] for i in np.sort(keep)])
+    return out
+
+
+def _read_square(path: Path, mode: str, side: int) -> np.ndarray:
+    """One image file as uint8 (side, side[, 3]): centre square crop, PIL resize to ``side``."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert(mode)
+        w, h = img.size
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        img = img.crop((left, top, left + s, top + s))
+        if s != side:
+            img = img.resize(
+                (side, side),
+                Image.Resampling.BILINEAR,
+            )
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _folder_raw(files: list[list[Path]], names: list[str], mode: str, side: int) -> Raw:
+    """Lazily read per-class file lists: ``load(..., n=...)`` opens only the files it keeps."""
+    paths = [p for group in files for p in group]
+    labels = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(files)])
+    images = _LazyImages(len(paths), lambda i: _read_square(paths[i], mode, side))
+    return images, labels, list(names)  # type: ignore[return-value]
+
+
+COVID_CLASSES = ("COVID", "Normal", "Lung_Opacity", "Viral Pneumonia")
+COVID_SIDE = 299  # native size of the Kaggle release (every image is 299 x 299)
+
+
+def _covid_base(root: Path) -> Path:
+    return root / "covid_radiography" / "COVID-19_Radiography_Dataset"
+
+
+def _covid_files(root: Path) -> list[list[Path]]:
+    """``<class>/images/*.png`` (release 2+), or ``<class>/*.png`` (flat copies)."""
+    base = _covid_base(root)
+    return [_images_in(base / c / "images") or _images_in(base / c) for c in COVID_CLASSES]
+
+
+def _covid_present(root: Path) -> bool:
+    return all((_covid_base(root) / c).is_dir() for c in COVID_CLASSES)
+
+
+def _covid_read(root: Path, split: str) -> Raw:
+    """COVID-19 Radiography Database: grey chest X-rays, 4 classes in ``COVID_CLASSES`` order,
+    seeded stratified 80/20 train/test split (the release has no split)."""
+    files = _covid_files(root)
+    empty = [c for c, f in zip(COVID_CLASSES, files, strict=True) if not f]
+    if empty:
+        raise MissingAssetError(
+            f"COVID-19 Radiography is missing: no PNG images for {', '.join(empty)}; extract the "
+            f"Kaggle archive so that {_covid_base(root)}/<class>/images/*.png exist for the "
+            f"classes {', '.join(COVID_CLASSES)}"
+        )
+    return _folder_raw(_seeded_split(files, split), list(COVID_CLASSES), "L", COVID_SIDE)
+
+
+register(
+    Spec(
+        "covid_radiography",
+        "real",
+        "COVID-19 Radiography = ChestXRay (shadow defense)",
+        "Chowdhury et al. 2020 / Rahman et al. 2021 COVID-19 Radiography Database (Kaggle "
+        "tawsifurrahman/covid19-radiography-database), PNG folders read with PIL; 299 px grey",
+        "research use; cite Chowdhury 2020, Rahman 2021 (sources keep their terms)",
+        _covid_present,
+        _covid_read,
+        "extract the Kaggle archive into <root>/covid_radiography/ so that "
+        "COVID-19_Radiography_Dataset/{COVID,Normal,Lung_Opacity,Viral Pneumonia}/images/*.png exist",
+    )
+)
+
+EYEPACS_CLASSES = ("NRG", "RG")  # no referable glaucoma = 0, referable glaucoma = 1
+EYEPACS_SIDE = 256  # our choice: centre square resized to 256 px, above the paper's 224
+
+
+def _eyepacs_base(root: Path) -> Path:
+    return root / "eyepacs"
+
+
+def _eyepacs_has_split(root: Path) -> bool:
+    base = _eyepacs_base(root)
+    return all((base / s / c).is_dir() for s in ("train", "test") for c in EYEPACS_CLASSES)
+
+
+def _eyepacs_present(root: Path) -> bool:
+    base = _eyepacs_base(root)
+    return _eyepacs_has_split(root) or all((base / c).is_dir() for c in EYEPACS_CLASSES)
+
+
+def _eyepacs_read(root: Path, split: str) -> Raw:
+    """EyePACS-AIROGS glaucoma fundus photographs (colour), NRG = 0, RG = 1. The layout's own
+    ``train``/``test`` folders are used when present (a ``validation`` folder is ignored),
+    else a seeded stratified 80/20 split of ``<root>/eyepacs/{RG,NRG}``. Each image is
+    centre-cropped to a square and resized to ``EYEPACS_SIDE`` px on reading."""
+    base = _eyepacs_base(root)
+    if _eyepacs_has_split(root):
+        files = [_images_in(base / split / c) for c in EYEPACS_CLASSES]
+    else:
+        files = _seeded_split([_images_in(base / c) for c in EYEPACS_CLASSES], split)
+    if not any(files):
+        raise MissingAssetError(
+            f"EyePACS is missing: put the fundus images into {base}/{{train,test}}/{{RG,NRG}}/*.jpg "
+            f"or {base}/{{RG,NRG}}/*.jpg (AIROGS, Zenodo record 5793241)"
+        )
+    return _folder_raw(files, list(EYEPACS_CLASSES), "RGB", EYEPACS_SIDE)
+
+
+register(
+    Spec(
+        "eyepacs",
+        "real",
+        "EyePACS-AIROGS glaucoma fundus (shadow defense)",
+        "de Vente et al. 2023 Rotterdam EyePACS AIROGS (Zenodo 5793241), RG/NRG JPEG folders "
+        "read with PIL; centre square at 256 px",
+        "Zenodo 5793241 terms (access on request; non-commercial)",
+        _eyepacs_present,
+        _eyepacs_read,
+        "put the images into <root>/eyepacs/{train,test}/{RG,NRG}/*.jpg (or <root>/eyepacs/{RG,NRG}/)",
+    )
+)

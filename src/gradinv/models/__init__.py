@@ -1,7 +1,8 @@
 """Victim classifiers named as in the papers, built for 1- or 3-channel small inputs.
 
 ``build(name, in_channels, num_classes, image_size)`` is the one entry point; ``NAMES``
-lists what exists. No builder downloads weights.
+lists what exists. No builder downloads weights; :func:`pretrained` trains a backbone on
+an embedded dataset (the offline stand-in for ImageNet weights) and caches it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Callable
 from torch import nn
 
 from gradinv.errors import GradInvError
-from gradinv.models.convnets import CNN, LeNet, LeNet5, LeNet7
+from gradinv.models.convnets import CNN, LeNet, LeNet5, LeNet7, ResNet8
 from gradinv.models.mlp import MLP
+from gradinv.models.pretrain import PretrainRecord, pretrain_record, pretrained
 from gradinv.models.torchvision_nets import resnet18, vgg16
 
 _BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
@@ -23,6 +25,7 @@ _BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "mlp3": lambda c, k, s: MLP(c * s * s, k, (512, 128)),
     "mlp4": lambda c, k, s: MLP(c * s * s, k, (512, 256, 64)),
     "mlp5": lambda c, k, s: MLP(c * s * s, k, (1028, 512, 256, 64)),
+    "resnet8": lambda c, k, s: ResNet8(c, k, s),
     "resnet18": lambda c, k, s: resnet18(c, k, s),
     "vgg16": lambda c, k, s: vgg16(c, k, s),
 }
@@ -41,4 +44,18 @@ def build(
     return _BUILDERS[key](in_channels, num_classes, image_size)
 
 
-__all__ = ["NAMES", "build", "LeNet", "LeNet5", "LeNet7", "CNN", "MLP", "resnet18", "vgg16"]
+__all__ = [
+    "NAMES",
+    "build",
+    "LeNet",
+    "LeNet5",
+    "LeNet7",
+    "CNN",
+    "MLP",
+    "ResNet8",
+    "resnet18",
+    "vgg16",
+    "PretrainRecord",
+    "pretrain_record",
+    "pretrained",
+]

@@ -1,4 +1,4 @@
-"""Small convolutional victims: DLG's LeNet, LeNet-5, LeNet7 and the GGSS-R CNN."""
+"""Small convolutional victims: DLG's LeNet, LeNet-5, LeNet7, the GGSS-R CNN and ResNet8."""
 
 from __future__ import annotations
 
@@ -152,3 +152,59 @@ class CNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """He et al. (CVPR 2016) basic residual block: two 3x3 conv+BN, ReLU after the sum;
+    the shortcut is a 1x1 conv+BN when the shape changes, else identity. The shortcut is
+    registered first so that the block's last ``nn.BatchNorm2d`` in module order is the
+    residual branch's ``bn2`` (what :func:`gradinv.shadow.gradcam.default_layer` picks)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet8(nn.Module):
+    """CIFAR-style ResNet of He et al. (CVPR 2016, Sec. 4.2) with one basic block per stage
+    (6n+2 layers, n=1): a 3x3 stem of 16 channels + BN + ReLU, stages ``layer1``, ``layer2``,
+    ``layer3`` of widths 16, 32, 64 and strides 1, 2, 2, global average pooling and a linear
+    classifier ``fc``. Our choice: a small residual victim for CPU runs where the shadow
+    defense paper (shadow_defense.txt, Sec. 5.1) uses ResNet18. Works for any image size
+    >= 8; Grad-CAM++ should hook ``layer3`` (the last block's output)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = BasicBlock(16, 16, 1)
+        self.layer2 = BasicBlock(16, 32, 2)
+        self.layer3 = BasicBlock(32, 64, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @property
+    def last_block(self) -> nn.Module:
+        """The final stage (``layer3``), the layer to hook for Grad-CAM(++)."""
+        return self.layer3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
