@@ -35,12 +35,14 @@ from gradinv.errors import GradInvError
 
 
 def default_layer(model: nn.Module) -> nn.Module:
-    """The layer Grad-CAM++ hooks by default: ``layer4`` (last conv block) of a ResNet, else
+    """The layer Grad-CAM++ hooks by default: ``layer4`` (last conv block) of a ResNet (or a
+    model's ``last_block``, e.g. ResNet8's ``layer3``), else
     the last ``nn.Conv2d`` or ``nn.BatchNorm2d`` in module order (a conv's own BatchNorm when
     it has one; small convnets' ``features`` end in a ``Flatten``, whose output is 2-D)."""
-    layer = getattr(model, "layer4", None)
-    if isinstance(layer, nn.Module):
-        return layer
+    for name in ("layer4", "last_block"):  # torchvision ResNets; gradinv's ResNet8
+        layer = getattr(model, name, None)
+        if isinstance(layer, nn.Module):
+            return layer
     convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
     if not convs:
         raise GradInvError("model has no nn.Conv2d layer; pass the layer for Grad-CAM++ explicitly")

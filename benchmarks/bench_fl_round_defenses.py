@@ -1,0 +1,59 @@
+"""Wall time of one FL round with each defense (shadow_defense.txt, supplement Table 1).
+
+Runs the shadow-defense notebook's federation (nine clients, the profile's model, data and
+client sizes) for ``--rounds`` rounds per method and reports the mean seconds per round --
+all clients' local training, their defense and the aggregation, not the F1 evaluation --
+and the ratio to FedAvg. CUDA timings are synchronised by the defenses' own timers and
+``f1_macro`` (a host read) at the end of every round.
+
+    python benchmarks/bench_fl_round_defenses.py --profile smoke --rounds 2
+    python benchmarks/bench_fl_round_defenses.py --profile paper --rounds 3 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gradinv.experiments import shadow_defense as sd
+from gradinv.experiments.common import load_profile
+from gradinv.reproduce import machine_info
+from gradinv.utils import resolve_device
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--methods", default=",".join(sd.TABLE12))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    settings = load_profile(sd.PAPER, args.profile)
+    settings["federation"] = {**settings["federation"], "rounds": args.rounds}
+    settings["attack_rounds"] = [1]
+    study = sd.Study(settings, device=str(device))
+    role = study.roles[0]
+    study.initial_model(role)  # pre-training (or its cache) is not part of a round
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if "FedAvg" not in methods:
+        methods = ("FedAvg", *methods)
+    table = sd.cost_table(study, role, methods)
+    print(table.to_markdown(floatfmt=".3f"))
+    if args.out:
+        payload = {
+            "machine": machine_info(),
+            "device": str(device),
+            "profile": args.profile,
+            "rounds": args.rounds,
+            "role": role,
+            "rows": table.reset_index(names="method").to_dict("records"),
+        }
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()
