@@ -27,6 +27,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -311,22 +312,7 @@ def pretrain_with_record(
     return model, record
 
 
-def pretrained(
-    name: str,
-    dataset: str = "natural_color",
-    size: int = 32,
-    in_channels: int = 3,
-    num_classes: int | None = None,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 0.05,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    cache: bool = True,
-    root: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-) -> nn.Module:
+def pretrained(name: str, *args: Any, **kwargs: Any) -> nn.Module:
     """Victim ``name`` pre-trained on ``dataset`` (the ImageNet stand-in), in eval mode.
 
     Trains ``models.build(name, in_channels, K_dataset, size)`` on the train split of
@@ -334,12 +320,12 @@ def pretrained(
     images grey, for ChestXRay-like targets), caches the backbone under
     ``<root>/weights/`` (or ``cache_dir``), and when ``num_classes`` is given replaces the
     classifier by a fresh seeded head with that many outputs. A second call with the same
-    recipe loads the cache. Use :func:`pretrain_with_record` to also get the :class:`PretrainRecord`.
+    recipe loads the cache. Arguments as :func:`pretrain_with_record` (``dataset``, ``size``,
+    ``in_channels``, ``num_classes``, ``epochs``, ``batch_size``, ``lr``, ``seed``,
+    ``device``, ``progress``, ``cache``, ``root``, ``cache_dir``), which also returns the
+    :class:`PretrainRecord`.
     """
-    return pretrain_with_record(
-        name, dataset, size, in_channels, num_classes, epochs, batch_size, lr, seed, device,
-        progress, cache, root, cache_dir,
-    )[0]  # fmt: skip
+    return pretrain_with_record(name, *args, **kwargs)[0]
 
 
 def pretrain_record(
