@@ -155,3 +155,38 @@ def test_matcher_fast_path_equals_the_reference_objective_and_input_gradient(
     # repeated calls reuse the matcher's scratch memory: same answer again
     again = matcher(xs, case.labels.expand(2, 2))
     torch.testing.assert_close(again.grad_x, res.grad_x, rtol=0, atol=0)
+
+
+def test_matcher_evaluation_computes_each_weight_gradient_once_and_no_zero_gradients():
+    """One evaluation = one weight-gradient per conv (the parameter-gradient pass); the
+    input-only second pass neither recomputes them nor materialises zero gradients for the
+    fused distance's intermediates (weight-sized tensors: 45 MB per step on ResNet18)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 5),
+    ).double()  # fmt: skip
+    case = Case(model, torch.rand(1, 3, 6, 6, dtype=torch.float64), torch.tensor([1]), 5)
+    matcher = GradientMatcher(model, observe(case), "cosine")
+    matcher._const_weight_convs = True  # on by size for large models only
+    xs = torch.rand((1, 1, 3, 6, 6), dtype=torch.float64)
+    matcher(xs, case.labels[None])  # allocate the workspace
+    shapes = {tuple(p.shape) for p in model.parameters()}
+
+    class Count(TorchDispatchMode):
+        weight_grads, zeros = 0, 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.convolution_backward.default and args[-1][1]:
+                Count.weight_grads += 1
+            out = func(*args, **(kwargs or {}))
+            if func in (torch.ops.aten.zeros.default, torch.ops.aten.zeros_like.default):
+                Count.zeros += tuple(out.shape) in shapes
+            return out
+
+    with Count():
+        matcher(xs, case.labels[None])
+    assert Count.weight_grads == 2
+    assert Count.zeros == 0  # no zero-filled parameter-shaped gradients

@@ -235,6 +235,7 @@ class _FusedDistance(torch.autograd.Function):
         ctx.kind, ctx.n, ctx.reuse = kind, n, workspace is not None
         ctx.save_for_backward(weights, target_sq, *tensors, *output)
         ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)  # no zero-filled gradients for the intermediates
 
     @staticmethod
     def backward(ctx, grad_value, *_):
@@ -290,12 +291,18 @@ class _Conv2dConstWeight(torch.autograd.Function):
     additionally computes ``conv(ggI, gO)``, the derivative with respect to the weight of the
     weight-gradient: a weight-sized convolution per layer that the matcher never uses (the
     parameters are fixed). Used only inside :class:`GradientMatcher`'s autograd path.
+
+    ``ctx.needs_input_grad`` is fixed at forward time, so the second pass (which asks for
+    the dummy inputs only) would recompute every weight-gradient and drop it; ``passes``
+    (the :class:`_ConstWeightConvs` that made the node) says when weight-gradients are
+    no longer wanted.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, passes):
         ctx.save_for_backward(x, weight)
         ctx.conf = (stride, padding, dilation, groups, bias is not None)
+        ctx.passes = passes
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
@@ -314,25 +321,36 @@ class _Conv2dConstWeight(torch.autograd.Function):
             gx = F.conv_transpose2d(
                 grad_out, w, None, stride, padding, tuple(size), groups, dilation
             )
-        if ctx.needs_input_grad[1]:
+        wanted = ctx.passes is None or ctx.passes.weight_grads
+        if ctx.needs_input_grad[1] and wanted:
             gw = torch.ops.aten.convolution_backward(
                 grad_out, x, w, None, stride, padding, dilation, False, [0, 0], groups,
                 [False, True, False],
             )[1]  # fmt: skip
-        if has_bias and ctx.needs_input_grad[2]:
+        if has_bias and ctx.needs_input_grad[2] and wanted:
             gb = grad_out.sum(dim=(0, 2, 3))
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None
 
 
 class _ConstWeightConvs(torch.overrides.TorchFunctionMode):
-    """Routes plain ``F.conv2d`` calls (string padding excluded) to :class:`_Conv2dConstWeight`."""
+    """Routes plain ``F.conv2d`` calls (string padding excluded) to :class:`_Conv2dConstWeight`.
+
+    Set ``weight_grads = False`` once the parameter-gradients are built: the backward passes
+    of the nodes made under this mode then return input-gradients only.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.weight_grads = True
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.conv2d:
             x, weight, bias, stride, padding, dilation, groups = _conv_args(*args, **kwargs)
             if not isinstance(padding, str) and x.ndim == 4:
-                return _Conv2dConstWeight.apply(x, weight, bias, stride, padding, dilation, groups)
+                return _Conv2dConstWeight.apply(
+                    x, weight, bias, stride, padding, dilation, groups, self
+                )
         return func(*args, **kwargs)
 
 
@@ -494,9 +512,12 @@ class GradientMatcher:
         gradients with respect to ``x`` (and ``y``). Only the inputs get gradients."""
         x = x.detach().requires_grad_(True)
         y = y.detach().requires_grad_(optimise_labels)
-        with _ConstWeightConvs() if self._const_weight_convs else contextlib.nullcontext():
+        convs = _ConstWeightConvs() if self._const_weight_convs else None
+        with convs or contextlib.nullcontext():
             logits, stats = self._forward(None, x)
         grads = torch.autograd.grad(self.loss_fn(logits, y), self._leaves, create_graph=True)
+        if convs is not None:  # the second pass differentiates w.r.t. the inputs only
+            convs.weight_grads = False
         if self._workspace is None:  # scratch for the distance, reused every step
             self._workspace = [torch.empty_like(t) for t in self.target]
         aux = {"logits": logits, "bn_stats": stats}
