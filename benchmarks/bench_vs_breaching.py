@@ -1,19 +1,22 @@
 """gradinv against breaching (Geiping et al., PyPI ``breaching`` 0.1.2), side by side.
 
-The same victim model object, the same observed gradient, the same labels and the same
-hyper-parameters go to both implementations, run alternately (gradinv, breaching,
-breaching, gradinv, ...) so drift in the machine's speed hits both alike. Reported per case:
-seconds per attack iteration of each (median over the runs, whole attack call / iterations,
-set-up included), both as wall clock and as this process's CPU time (robust to other jobs
-on a shared machine; on CUDA the wall clock is the one to read), the ratio breaching /
-gradinv (above 1: gradinv is faster), the final PSNR of each, and one plain training step
-(forward, cross-entropy, backward, SGD step) of the same model and batch, so that an attack
-iteration can be read as a multiple of it.
+The same victim model object, the same observed gradient, the same labels, the same
+hyper-parameters and the same initial point go to both implementations, run alternately
+(gradinv, breaching, breaching, gradinv, ...) so drift in the machine's speed hits both
+alike. Run ``k`` of both starts from gradinv's initial dummy batch for seed ``k`` (and, for
+DLG, its initial label logits), so the final PSNRs are paired: equal algorithms end near
+each other, up to the float round-off that L-BFGS without line search amplifies.
+
+Reported per case: seconds per objective evaluation of each (the whole attack call, set-up
+included, over the number of evaluations; median over the runs), as wall clock and as this
+process's CPU time (robust to other jobs on a shared machine; on CUDA read the wall clock),
+the ratio breaching / gradinv (above 1: gradinv is faster), the mean final PSNR of each and
+the largest paired gap, and one plain training step (forward, cross-entropy, backward, SGD
+step) of the same model and batch, so that an evaluation can be read as a multiple of it.
 
 Cases (issue "Speed"): IG (cosine + TV, signed Adam, boxed, step decay) on ResNet18 at
-32x32 with batch 1 (``--iters-ig1``, long enough that both reconstruct) and batch 8
-(``--iters-ig8``), and DLG (L2, L-BFGS with 20 evaluations per iteration, joint labels) on
-DLG's LeNet at 32x32 (``--iters-dlg``). Then batched restarts: IG with R restarts in one
+32x32 with batch 1 (``--iters-ig1``) and batch 8 (``--iters-ig8``), and DLG (L2, L-BFGS
+with 20 evaluations per iteration, joint labels) on DLG's LeNet at 32x32 (``--iters-dlg``). Then batched restarts: IG with R restarts in one
 call vs R sequential one-restart calls, R = 1, 4, 16.
 
 Adapter notes. breaching runs unpatched on torch 2.14; it only needs its data config to
@@ -21,7 +24,9 @@ describe our images: mean 0 and std 1 (our images are in [0, 1] and the victims 
 unnormalised), the shape and the number of classes. Its TV differs slightly from ours
 (3x3 convolution with zero padding and an epsilon, vs. inversefed's mean absolute
 differences): the same weight is used for both. IG gets the true labels in both, DLG
-optimises them in both.
+optimises them in both. The initial images go in through ``reconstruct(initial_data=...)``;
+DLG's initial label logits through the attacker object's ``_initialize_data``, replaced on
+that object only.
 
     pip install breaching==0.1.2        # or: pip install -e ".[bench]"
     OMP_NUM_THREADS=1 python benchmarks/bench_vs_breaching.py --out benchmarks/vs-breaching-cpu.json
@@ -75,12 +80,16 @@ def make_case(model_name: str, size: int, batch: int, device: torch.device) -> C
 
 
 class _count_calls:  # noqa: N801 - used like a context
-    """Counts calls of ``cls.name`` (patched on the class) until :meth:`restore`."""
+    """Counts calls of ``cls.name`` (patched on the class) until :meth:`restore`; keeps the
+    first call's positional arguments in ``first``."""
 
     def __init__(self, cls: type, name: str):
         self.cls, self.name, self.orig, self.n = cls, name, getattr(cls, name), 0
+        self.first: tuple = ()
 
         def wrapped(obj, *args, **kwargs):
+            if self.n == 0:
+                self.first = tuple(a.detach().clone() if torch.is_tensor(a) else a for a in args)
             self.n += 1
             return self.orig(obj, *args, **kwargs)
 
@@ -90,23 +99,43 @@ class _count_calls:  # noqa: N801 - used like a context
         setattr(self.cls, self.name, self.orig)
 
 
-def run_gradinv(attack: str, case: Case, iters: int) -> tuple[float, float, int, torch.Tensor]:
+def initial_point(attack: str, case: Case, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """gradinv's initial dummy batch ``(B, C, H, W)`` for ``seed`` (and DLG's initial label
+    logits ``(B, K)``): the arguments of its first objective evaluation."""
     observed = observe(case, oracle_labels=attack == "ig")
-    opts = {"iterations": iters, "restarts": 1}
+    calls = _count_calls(GradientMatcher, "__call__")
+    try:
+        attacks.run(attack, case.model, observed, iterations=1, restarts=1, seed=seed)
+    finally:
+        calls.restore()
+    x, y = calls.first[:2]
+    return x[0], (y[0] if y.is_floating_point() else None)
+
+
+def run_gradinv(
+    attack: str, case: Case, iters: int, seed: int, start
+) -> tuple[float, float, int, torch.Tensor]:
+    observed = observe(case, oracle_labels=attack == "ig")
+    opts = {"iterations": iters, "restarts": 1, "seed": seed}
     if attack == "ig":
         opts["tv"] = TV
     calls = _count_calls(GradientMatcher, "__call__")
     _sync(case.device)
-    start, cpu = time.perf_counter(), time.process_time()
+    began, cpu = time.perf_counter(), time.process_time()
     try:
         rec = attacks.run(attack, case.model, observed, **opts)
     finally:
         calls.restore()
     _sync(case.device)
-    return time.perf_counter() - start, time.process_time() - cpu, calls.n, rec.images
+    return time.perf_counter() - began, time.process_time() - cpu, calls.n, rec.images
 
 
-def run_breaching(attack: str, case: Case, iters: int) -> tuple[float, float, int, torch.Tensor]:
+def run_breaching(
+    attack: str, case: Case, iters: int, seed: int, start
+) -> tuple[float, float, int, torch.Tensor]:
+    """breaching's attack from ``start`` = (initial images, initial label logits or None):
+    the images go in through ``reconstruct(initial_data=...)``, the label logits through
+    the attacker's ``_initialize_data`` (patched on this attacker object only)."""
     import breaching
 
     cfg = breaching.get_config(
@@ -148,16 +177,28 @@ def run_breaching(attack: str, case: Case, iters: int) -> tuple[float, float, in
             },
         }
     ]
+    x0, y0 = start
+    if y0 is not None:
+        init_data = attacker._initialize_data
+
+        def same_labels(shape):
+            if tuple(shape) != tuple(y0.shape):
+                return init_data(shape)
+            labels = y0.detach().clone().to(case.device).requires_grad_(True)
+            labels.grad = torch.zeros_like(labels)
+            return labels
+
+        attacker._initialize_data = same_labels
     calls = _count_calls(type(attacker.objective), "forward")  # also counts restart scoring
     _sync(case.device)
-    start, cpu = time.perf_counter(), time.process_time()
+    began, cpu = time.perf_counter(), time.process_time()
     try:
-        rec, _ = attacker.reconstruct(payload, shared, {}, dryrun=False)
+        rec, _ = attacker.reconstruct(payload, shared, {}, initial_data=x0, dryrun=False)
     finally:
         calls.restore()
     _sync(case.device)
     return (
-        time.perf_counter() - start,
+        time.perf_counter() - began,
         time.process_time() - cpu,
         calls.n,
         rec["data"].detach().clamp(0, 1).cpu(),
@@ -188,12 +229,15 @@ def compare(attack: str, model: str, size: int, batch: int, iters: int, reps: in
     cpu: dict[str, list[float]] = {k: [] for k in runners}
     evals: dict[str, list[int]] = {k: [] for k in runners}
     psnr: dict[str, list[float]] = {k: [] for k in runners}
+    starts = [initial_point(attack, case, seed) for seed in range(reps)]
     for name in runners:  # untimed warm-up: one-off kernel selection and allocations
-        runners[name](attack, case, 2)
-    for rep in range(reps):
+        runners[name](attack, case, 2, 0, starts[0])
+    for rep in range(reps):  # run `rep` of both starts from the same point (seed `rep`)
         order = list(runners) if rep % 2 == 0 else list(runners)[::-1]
         for name in order:
-            seconds, cpu_seconds, n_evals, images = runners[name](attack, case, iters)
+            seconds, cpu_seconds, n_evals, images = runners[name](
+                attack, case, iters, rep, starts[rep]
+            )
             wall[name].append(seconds / n_evals)
             cpu[name].append(cpu_seconds / n_evals)
             evals[name].append(n_evals)
@@ -221,8 +265,11 @@ def compare(attack: str, model: str, size: int, batch: int, iters: int, reps: in
         "breaching_eval_over_train_step": b / train,
         "gradinv_evaluations": statistics.median(evals["gradinv"]),
         "breaching_evaluations": statistics.median(evals["breaching"]),
-        "gradinv_psnr": statistics.median(psnr["gradinv"]),
-        "breaching_psnr": statistics.median(psnr["breaching"]),
+        "gradinv_psnr": statistics.mean(psnr["gradinv"]),
+        "breaching_psnr": statistics.mean(psnr["breaching"]),
+        "psnr_gap_max": max(
+            abs(a - b) for a, b in zip(psnr["gradinv"], psnr["breaching"], strict=True)
+        ),
         "samples": {"wall": wall, "cpu": cpu, "evaluations": evals, "psnr": psnr},
     }
 
@@ -267,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters-ig1", type=int, default=200, help="IG ResNet18 batch 1")
     ap.add_argument("--iters-ig8", type=int, default=30, help="IG ResNet18 batch 8")
     ap.add_argument("--iters-dlg", type=int, default=50, help="DLG LeNet (L-BFGS steps)")
-    ap.add_argument("--reps", type=int, default=2, help="runs of each implementation")
+    ap.add_argument(
+        "--reps", type=int, default=3, help="runs of each implementation (seeds 0..reps-1)"
+    )
     ap.add_argument("--restart-iters", type=int, default=10)
     ap.add_argument("--cases", default="ig1,ig8,dlg", help="subset of ig1,ig8,dlg")
     ap.add_argument("--no-restarts", action="store_true", help="skip the restart benchmark")

@@ -95,12 +95,13 @@ def small_matcher(seed: int = 0) -> tuple[GradientMatcher, Case]:
     return GradientMatcher(model, observe(case)), case
 
 
-def test_batched_lbfgs_follows_torch_lbfgs_for_one_restart():
+@pytest.mark.parametrize("history", [100, 3])  # 3: the pair ring wraps
+def test_batched_lbfgs_follows_torch_lbfgs_for_one_restart(history):
     matcher, case = small_matcher()
     x0 = init_dummy((1, 1, 1, 8, 8), dtype=torch.float64)
     y = case.labels.expand(1, 1)
     x = x0.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=5)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=5, history_size=history)
 
     def closure():
         res = matcher(x, y)
@@ -109,8 +110,49 @@ def test_batched_lbfgs_follows_torch_lbfgs_for_one_restart():
 
     for _ in range(3):
         opt.step(closure)
-    ours = optimise_inputs(matcher, x0, y, optimizer="lbfgs", lr=1.0, iterations=3, lbfgs_inner=5)
+    ours = optimise_inputs(
+        matcher, x0, y, optimizer="lbfgs", lr=1.0, iterations=3, lbfgs_inner=5,
+        lbfgs_history=history,
+    )  # fmt: skip
     torch.testing.assert_close(ours.x, x.detach(), rtol=1e-9, atol=1e-12)
+
+
+def two_loop_direction(pairs: list[tuple[torch.Tensor, torch.Tensor]], g: torch.Tensor):
+    """The textbook L-BFGS two-loop recursion for one row (torch.optim.LBFGS's)."""
+    q, alphas = -g.clone(), []
+    for s, y in reversed(pairs):
+        a = (s @ q) / (y @ s)
+        alphas.append(a)
+        q -= a * y
+    s, y = pairs[-1]
+    d = q * (s @ y) / (y @ y)
+    for (s, y), a in zip(pairs, reversed(alphas), strict=True):
+        d += (a - (y @ d) / (y @ s)) * s
+    return d
+
+
+def test_compact_curvature_memory_equals_the_two_loop_recursion_per_row():
+    """Each row keeps its own newest ``size`` accepted pairs (a rejected pair leaves the
+    row's memory as it was) and the compact product equals the recursion's, also after the
+    ring of slots wraps."""
+    from gradinv.optimize import _CurvatureMemory
+
+    gen = torch.Generator().manual_seed(0)
+    rows, dim, size = 3, 6, 3
+    mem = _CurvatureMemory(rows, dim, size, torch.zeros(1, dtype=torch.float64))
+    kept: list[list] = [[] for _ in range(rows)]
+    for step in range(9):
+        s = torch.randn(rows, dim, generator=gen, dtype=torch.float64)
+        y = s + 0.3 * torch.randn(rows, dim, generator=gen, dtype=torch.float64)  # s.y > 0
+        ok = torch.tensor([True, step % 3 != 1, step < 2])
+        mem.push(s, y, ok)
+        for r in range(rows):
+            if ok[r]:
+                kept[r] = (kept[r] + [(s[r], y[r])])[-size:]
+        g = torch.randn(rows, dim, generator=gen, dtype=torch.float64)
+        got = mem.direction(g)
+        for r in range(rows):
+            torch.testing.assert_close(got[r], two_loop_direction(kept[r], g[r]))
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])

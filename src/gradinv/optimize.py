@@ -320,18 +320,126 @@ def _adam(evaluate, x, y, record, factor, *, lr, iterations, signed, boxed, lang
     return x.detach(), y.detach(), last, stopped
 
 
+class _CurvatureMemory:
+    """L-BFGS curvature pairs of ``R`` independent rows, applied in compact form.
+
+    The inverse-Hessian approximation of the two-loop recursion that ``torch.optim.LBFGS``
+    runs, written as in Byrd, Nocedal and Schnabel (Math. Prog. 1994, eq. 3.13-3.14) with
+    ``H_0 = gamma I``::
+
+        H g = gamma g + S top + gamma Y bottom,    bottom = -R^-1 S^T g,
+        top = R^-T ((D + gamma Y^T Y) R^-1 S^T g - gamma Y^T g),
+
+    ``R`` the upper triangle of ``S^T Y`` (pairs oldest first) and ``D`` its diagonal. The
+    small ``S^T Y`` and ``Y^T Y`` matrices gain one row and column per stored pair, so a
+    direction costs about fifteen batched kernels whatever the history length, where the
+    recursion launches four per stored pair and loop (800 for torch's default 100 pairs:
+    more than the whole matching objective of a small victim).
+
+    Each row keeps its own newest ``size`` accepted pairs (``s.y > 1e-10``, as torch) in a
+    ring of slots; an empty slot holds a zero pair with a unit diagonal, which leaves
+    ``H`` unchanged.
+    """
+
+    def __init__(self, rows: int, dim: int, size: int, like: Tensor):
+        self.size, self.rows, self.dim = size, rows, dim
+        self.s = like.new_zeros(rows, 0, dim)
+        self.y = like.new_zeros(rows, 0, dim)
+        self.sy = like.new_zeros(rows, 0, 0)  # sy[r, i, j] = s_i . y_j over slots
+        self.yy = like.new_zeros(rows, 0, 0)
+        self.gamma = like.new_ones(rows)
+        self.count, self.head = [0] * rows, [0] * rows  # head: oldest slot once full
+
+    def _grow(self) -> None:
+        old = self.s.shape[1]
+        cap = min(self.size, max(8, 2 * old))
+        for name in ("s", "y"):
+            buf = self.s.new_zeros(self.rows, cap, self.dim)
+            buf[:, :old] = getattr(self, name)
+            setattr(self, name, buf)
+        for name in ("sy", "yy"):
+            buf = self.s.new_zeros(self.rows, cap, cap)
+            buf[:, :old, :old] = getattr(self, name)
+            setattr(self, name, buf)
+        self.sy.diagonal(dim1=1, dim2=2)[:, old:] = 1.0  # empty slots
+
+    def push(self, s: Tensor, y: Tensor, ok: Tensor) -> None:
+        """Store the pair ``(s, y)`` (``(R, N)``) for the rows where ``ok``."""
+        rows, slots = [], []
+        for r, accept in enumerate(ok.tolist()):
+            if not accept:
+                continue
+            if self.count[r] == self.size:  # full: overwrite the oldest
+                slot, self.head[r] = self.head[r], (self.head[r] + 1) % self.size
+            else:
+                slot, self.count[r] = self.count[r], self.count[r] + 1
+            rows.append(r)
+            slots.append(slot)
+        if max(self.count) > self.s.shape[1]:
+            self._grow()
+        if len(rows) == self.rows and len(set(slots)) == 1:  # every row, one slot: views
+            ri, si = slice(None), slots[0]
+        else:
+            ri = torch.tensor(rows, device=s.device)
+            si = torch.tensor(slots, device=s.device)
+        self.s[ri, si], self.y[ri, si] = s[ri], y[ri]
+        # dots of every slot with the new pair, over all rows (cheap), kept for the accepted
+        s_dot_y = torch.bmm(self.s, y[:, :, None])[ri, :, 0]  # s_i . y_new
+        y_dot_s = torch.bmm(self.y, s[:, :, None])[ri, :, 0]  # y_i . s_new
+        y_dot_y = torch.bmm(self.y, y[:, :, None])[ri, :, 0]
+        self.sy[ri, :, si], self.sy[ri, si, :] = s_dot_y, y_dot_s
+        self.yy[ri, :, si], self.yy[ri, si, :] = y_dot_y, y_dot_y
+        pick = torch.arange(len(rows), device=s.device)
+        sy_new, yy_new = s_dot_y[pick, si], y_dot_y[pick, si]
+        self.sy[ri, si, si] = sy_new
+        self.gamma[ri] = sy_new / yy_new.clamp_min(1e-30)
+
+    def direction(self, g: Tensor) -> Tensor:
+        """The quasi-Newton direction ``-H g`` for gradients ``g`` ``(R, N)``."""
+        gam = self.gamma[:, None, None]
+        m = max(self.count)
+        if m == 0:
+            return -gam[..., 0] * g
+        s, y = self.s[:, :m], self.y[:, :m]
+        u = torch.bmm(s, g[:, :, None])  # S^T g, (R, m, 1), slot order
+        v = torch.bmm(y, g[:, :, None])  # Y^T g
+        sy, yy = self.sy[:, :m, :m], self.yy[:, :m, :m]
+        perm, shift = None, 0
+        if len(set(self.head)) == 1:  # slot order -> pair order, oldest first: one rotation
+            shift = self.head[0]
+            if shift:
+                u, v = u.roll(-shift, 1), v.roll(-shift, 1)
+                sy, yy = sy.roll((-shift, -shift), (1, 2)), yy.roll((-shift, -shift), (1, 2))
+        else:  # rows wrapped differently: a permutation per row
+            arange = torch.arange(m, device=g.device)
+            perm = (torch.tensor(self.head, device=g.device)[:, None] + arange) % m
+            u, v = u.gather(1, perm[..., None]), v.gather(1, perm[..., None])
+            rows_i, cols_i = perm[:, :, None].expand(-1, -1, m), perm[:, None, :].expand(-1, m, -1)
+            sy = sy.gather(1, rows_i).gather(2, cols_i)
+            yy = yy.gather(1, rows_i).gather(2, cols_i)
+        r_up = sy.triu()
+        p = torch.linalg.solve_triangular(r_up, u, upper=True)  # R^-1 S^T g
+        inner = sy.diagonal(dim1=1, dim2=2)[..., None] * p + gam * (yy @ p - v)
+        top = torch.linalg.solve_triangular(r_up.mT, inner, upper=False)
+        bottom = -gam * p
+        if shift:  # back to slot order
+            top, bottom = top.roll(shift, 1), bottom.roll(shift, 1)
+        elif perm is not None:
+            top = torch.empty_like(top).scatter_(1, perm[..., None], top)
+            bottom = torch.empty_like(bottom).scatter_(1, perm[..., None], bottom)
+        hg = torch.baddbmm(gam * g[:, :, None], s.mT, top)
+        return -torch.baddbmm(hg, y.mT, bottom)[..., 0]
+
+
 def _lbfgs(evaluate, x, y, record, factor, *, lr, iterations, boxed, labels, inner,
            history_size, progress, **_):  # fmt: skip
-    """torch.optim.LBFGS (no line search) batched over restarts: one recursion per row."""
+    """torch.optim.LBFGS (no line search) batched over restarts: one curvature memory per row."""
     tol_grad, tol_change = 1e-7, 1e-9
     r, nx = x.shape[0], x[0].numel()
     xshape, yshape = x.shape, y.shape
     z = torch.cat([x.reshape(r, -1), y.reshape(r, -1)], 1) if labels else x.reshape(r, -1)
     active = torch.ones(r, dtype=torch.bool, device=z.device)
-    dirs: list[Tensor] = []
-    stps: list[Tensor] = []
-    rhos: list[Tensor] = []
-    h_diag = torch.ones(r, dtype=z.dtype, device=z.device)
+    memory = _CurvatureMemory(r, z.shape[1], history_size, z)
     d = prev_g = step = None
     n_iter = 0
     last, stopped = None, False
@@ -363,28 +471,10 @@ def _lbfgs(evaluate, x, y, record, factor, *, lr, iterations, boxed, labels, inn
                 d = -g
             else:
                 yv = g - prev_g
-                yy, sy = (yv * yv).sum(1), (yv * step).sum(1)
-                ok = (sy > 1e-10) & active
+                ok = ((yv * step).sum(1) > 1e-10) & active
                 if bool(ok.any()):
-                    if len(dirs) == history_size:
-                        dirs.pop(0), stps.pop(0), rhos.pop(0)
-                    okf = ok.to(z.dtype)[:, None]
-                    dirs.append(yv * okf)
-                    stps.append(step * okf)
-                    rhos.append(torch.where(ok, 1.0 / sy.clamp_min(1e-30), 0.0))
-                    h_diag = torch.where(ok, sy / yy.clamp_min(1e-30), h_diag)
-                # two-loop recursion, in place on fresh q and d (4-5 small kernels per pair)
-                q = -g
-                al = []
-                for i in range(len(dirs) - 1, -1, -1):
-                    a = torch.linalg.vecdot(stps[i], q).mul_(rhos[i]).unsqueeze_(1)
-                    al.append(a)
-                    q.addcmul_(a, dirs[i], value=-1)
-                al.reverse()
-                d = q.mul_(h_diag[:, None])
-                for i in range(len(dirs)):
-                    be = torch.linalg.vecdot(dirs[i], d).mul_(rhos[i]).unsqueeze_(1)
-                    d.addcmul_(al[i].sub_(be), stps[i])
+                    memory.push(step, yv, ok)
+                d = memory.direction(g)
             prev_g = g
             if n_iter == 0:
                 t = torch.clamp(1.0 / g.abs().sum(1), max=1.0) * lr
