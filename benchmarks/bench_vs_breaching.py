@@ -10,9 +10,11 @@ each other, up to the float round-off that L-BFGS without line search amplifies.
 Reported per case: seconds per objective evaluation of each (the whole attack call, set-up
 included, over the number of evaluations; median over the runs), as wall clock and as this
 process's CPU time (robust to other jobs on a shared machine; on CUDA read the wall clock),
-the ratio breaching / gradinv (above 1: gradinv is faster), the mean final PSNR of each and
-the largest paired gap, and one plain training step (forward, cross-entropy, backward, SGD
-step) of the same model and batch, so that an evaluation can be read as a multiple of it.
+the ratio breaching / gradinv (above 1: gradinv is faster), seconds per whole attack (they
+differ from per-evaluation when one implementation stops earlier), the mean final PSNR of
+each and the largest paired gap, and one plain training step (forward, cross-entropy,
+backward, SGD step) of the same model and batch, so that an evaluation can be read as a
+multiple of it.
 
 Cases (issue "Speed"): IG (cosine + TV, signed Adam, boxed, step decay) on ResNet18 at
 32x32 with batch 1 (``--iters-ig1``) and batch 8 (``--iters-ig8``), and DLG (L2, L-BFGS
@@ -225,6 +227,7 @@ def train_step_seconds(case: Case, reps: int = 10) -> float:
 def compare(attack: str, model: str, size: int, batch: int, iters: int, reps: int, device) -> dict:
     case = make_case(model, size, batch, device)
     runners = {"gradinv": run_gradinv, "breaching": run_breaching}
+    attack_s: dict[str, list[float]] = {k: [] for k in runners}
     wall: dict[str, list[float]] = {k: [] for k in runners}
     cpu: dict[str, list[float]] = {k: [] for k in runners}
     evals: dict[str, list[int]] = {k: [] for k in runners}
@@ -238,6 +241,7 @@ def compare(attack: str, model: str, size: int, batch: int, iters: int, reps: in
             seconds, cpu_seconds, n_evals, images = runners[name](
                 attack, case, iters, rep, starts[rep]
             )
+            attack_s[name].append(seconds)
             wall[name].append(seconds / n_evals)
             cpu[name].append(cpu_seconds / n_evals)
             evals[name].append(n_evals)
@@ -263,6 +267,8 @@ def compare(attack: str, model: str, size: int, batch: int, iters: int, reps: in
         "train_step_s": train,
         "gradinv_eval_over_train_step": g / train,
         "breaching_eval_over_train_step": b / train,
+        "gradinv_s_per_attack": statistics.median(attack_s["gradinv"]),
+        "breaching_s_per_attack": statistics.median(attack_s["breaching"]),
         "gradinv_evaluations": statistics.median(evals["gradinv"]),
         "breaching_evaluations": statistics.median(evals["breaching"]),
         "gradinv_psnr": statistics.mean(psnr["gradinv"]),
@@ -270,7 +276,13 @@ def compare(attack: str, model: str, size: int, batch: int, iters: int, reps: in
         "psnr_gap_max": max(
             abs(a - b) for a, b in zip(psnr["gradinv"], psnr["breaching"], strict=True)
         ),
-        "samples": {"wall": wall, "cpu": cpu, "evaluations": evals, "psnr": psnr},
+        "samples": {
+            "attack_s": attack_s,
+            "wall": wall,
+            "cpu": cpu,
+            "evaluations": evals,
+            "psnr": psnr,
+        },
     }
 
 
@@ -339,9 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "| attack | model | batch | iterations | evaluations gradinv / breaching | gradinv s/eval "
         "| breaching s/eval | breaching / gradinv (wall) | (CPU time) | gradinv eval / train step "
-        "| PSNR gradinv | PSNR breaching |"
+        "| PSNR gradinv | PSNR breaching | s per attack gradinv / breaching |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['attack']} | {r['model']} {r['size']}px | {r['batch']} | {r['iterations']} | "
@@ -349,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['gradinv_s_per_eval']:.4f} | {r['breaching_s_per_eval']:.4f} | "
             f"{r['speedup']:.2f}x | {r['speedup_cpu_time']:.2f}x | "
             f"{r['gradinv_eval_over_train_step']:.1f}x | "
-            f"{r['gradinv_psnr']:.2f} | {r['breaching_psnr']:.2f} |"
+            f"{r['gradinv_psnr']:.2f} | {r['breaching_psnr']:.2f} | "
+            f"{r['gradinv_s_per_attack']:.2f} / {r['breaching_s_per_attack']:.2f} |"
         )
     if restarts:
         print(

@@ -17,10 +17,14 @@ Optimisers:
   history per restart), so restarts do not share step sizes as they would if all restarts
   were one parameter of ``torch.optim.LBFGS``. One *iteration* is one ``optimizer.step`` of
   torch's L-BFGS, i.e. ``lbfgs_inner`` (torch default 20) L-BFGS updates, as in DLG's code;
-  for ``R = 1`` and no box the trajectory equals torch's (tested). A restart stops when its
-  gradient is below ``1e-7`` (max-norm) or the direction is not a descent direction, as
-  torch's L-BFGS does; torch's transient breaks (tiny loss change) only cost torch an extra
-  evaluation and are not needed here.
+  for ``R = 1`` and no box the trajectory equals torch's (tested; in float32 the two drift
+  apart over tens of steps, as any two round-off orders do under L-BFGS without line
+  search). The curvature pairs are applied in compact form (:class:`_CurvatureMemory`),
+  the same matrix as torch's two-loop recursion in a fixed number of batched kernels. A
+  restart stops when its gradient is below ``1e-7`` (max-norm) or the direction is not a
+  descent direction: torch's L-BFGS then stays where it is, re-evaluating the same point
+  once per ``step`` call; torch's transient breaks (tiny loss change) only cost torch an
+  extra evaluation and are not needed here.
 
 If the objective becomes NaN/Inf, the loop stops and returns the last finite state
 (``history[-1]["stopped"]`` says so) instead of losing the run.
