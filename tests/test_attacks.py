@@ -192,6 +192,8 @@ def test_unknown_optimizer_init_and_scheduler_are_rejected():
         optimise_inputs(matcher, x0, case.labels.expand(1, 1), scheduler="step")
     with pytest.raises(GradInvError, match="init"):
         init_dummy((1, 1, 1, 8, 8), "noise")
+    with pytest.raises(GradInvError, match="lbfgs_history"):
+        optimise_inputs(matcher, x0, case.labels.expand(1, 1), optimizer="lbfgs", lbfgs_history=0)
 
 
 # -- registry ----------------------------------------------------------------------------------

@@ -246,6 +246,10 @@ def optimise_inputs(
         raise GradInvError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZERS}")
     if x0.ndim != 5:
         raise GradInvError(f"x0 must be (R, B, C, H, W); got {tuple(x0.shape)}")
+    if optimizer == "lbfgs" and (lbfgs_history < 1 or lbfgs_inner < 1):
+        raise GradInvError(
+            f"lbfgs_history and lbfgs_inner must be at least 1; got {lbfgs_history}, {lbfgs_inner}"
+        )
     if optimise_labels and y.is_floating_point() is False:
         raise GradInvError("optimise_labels needs float label logits y of shape (R, B, K)")
     evaluate = _Evaluator(matcher, extra_grad, optimise_labels)
