@@ -328,25 +328,10 @@ def pretrained(name: str, *args: Any, **kwargs: Any) -> nn.Module:
     return pretrain_with_record(name, *args, **kwargs)[0]
 
 
-def pretrain_record(
-    name: str,
-    dataset: str = "natural_color",
-    size: int = 32,
-    in_channels: int = 3,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 0.05,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    root: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-) -> PretrainRecord:
-    """The record of this recipe's backbone: read from the cache, else trained (and cached)."""
-    return pretrain_with_record(
-        name, dataset, size, in_channels, None, epochs, batch_size, lr, seed, device, progress,
-        True, root, cache_dir,
-    )[1]  # fmt: skip
+def pretrain_record(name: str, *args: Any, **kwargs: Any) -> PretrainRecord:
+    """The record of this recipe's backbone: read from the cache, else trained (and cached).
+    Arguments as :func:`pretrain_with_record`."""
+    return pretrain_with_record(name, *args, **kwargs)[1]
 
 
 __all__ = [
