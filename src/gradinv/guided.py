@@ -47,7 +47,8 @@ def _cached_prior(name: str, device: str) -> DiffusionPrior:
 
 @functools.lru_cache(maxsize=8)
 def _aux(dataset: str, size: int, channels: int, per_class: int) -> tuple[Tensor, Tensor]:
-    ds = data.load(dataset, split="train", size=size, channels=channels)
+    """RLU's auxiliary labelled data: attacker knowledge, so the ``public`` split."""
+    ds = data.load(dataset, split="public", size=size, channels=channels)
     keep = torch.cat([torch.nonzero(ds.labels == c)[:per_class, 0] for c in ds.labels.unique()])
     return ds.images[keep], ds.labels[keep]
 

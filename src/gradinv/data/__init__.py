@@ -8,13 +8,14 @@ embedded stand-ins are built offline from images that registry packages ship
 
 from gradinv.data import real as _real  # noqa: F401  (registers the real datasets)
 from gradinv.data.embedded import build_embedded
-from gradinv.data.registry import SPECS, Dataset, data_root, format_table, info, load
+from gradinv.data.registry import SPECS, SPLITS, Dataset, data_root, format_table, info, load
 
 NAMES: tuple[str, ...] = tuple(SPECS)
 
 __all__ = [
     "NAMES",
     "SPECS",
+    "SPLITS",
     "Dataset",
     "build_embedded",
     "data_root",

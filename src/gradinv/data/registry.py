@@ -21,6 +21,11 @@ import torch.nn.functional as F
 from gradinv.errors import GradInvError
 
 Raw = tuple[np.ndarray, np.ndarray, list[str]]  # uint8 (N, H, W, C), int64 (N,), class names
+#: ``public``: what an attacker's prior, a defender's shadow model, auxiliary data or
+#: pre-training may use; ``train`` / ``test``: private (clients' data, held-out targets).
+SPLITS = ("public", "train", "test")
+PUBLIC_FRACTION = 0.2  # of a real dataset's official training split, carved out as public
+PUBLIC_SEED = 20260  # seed of that carving (fixed: the public part must never move)
 
 
 def data_root(root: str | Path | None = None) -> Path:
@@ -58,6 +63,10 @@ class Spec:
     present: Callable[[Path], bool]
     read: Callable[[Path, str], Raw]
     how_to_get: str
+    #: True when ``read`` serves all of :data:`SPLITS` itself (the embedded sets, split by
+    #: content); False when it serves the official ``train``/``test`` and :func:`load` carves
+    #: ``public`` out of the official training split.
+    own_public: bool = False
 
 
 SPECS: dict[str, Spec] = {}
@@ -68,7 +77,7 @@ def register(spec: Spec) -> Spec:
     return spec
 
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
+def to_tensor(images: np.ndarray) -> torch.Tensor:
     if images.ndim == 3:
         images = images[..., None]
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -106,7 +115,9 @@ def load(
     """Load dataset ``name`` (see :data:`SPECS`) as float tensors.
 
     Args:
-        split: ``"train"`` or ``"test"``.
+        split: ``"public"``, ``"train"`` or ``"test"`` (see :data:`SPLITS`): for real datasets
+            ``public`` is a seeded :data:`PUBLIC_FRACTION` of the official training split and
+            ``train`` the rest of it; embedded sets split by content (DATASETS.md).
         size: output side length in pixels (``None`` keeps the native size).
         n: keep ``n`` images after a seeded shuffle (``None``: all, unshuffled).
         channels: 1 or 3 to convert, ``None`` to keep.
@@ -114,15 +125,23 @@ def load(
         seed: seed of the shuffle.
     """
     spec = get_spec(name)
-    if split not in ("train", "test"):
-        raise GradInvError(f"split must be 'train' or 'test', got {split!r}")
-    images, labels, class_names = spec.read(data_root(root), split)
+    if split not in SPLITS:
+        raise GradInvError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    if spec.own_public:
+        images, labels, class_names = spec.read(data_root(root), split)
+        keep = np.arange(len(labels))
+    else:
+        images, labels, class_names = spec.read(
+            data_root(root), "test" if split == "test" else "train"
+        )
+        keep = np.arange(len(labels)) if split == "test" else carve_public(len(labels), split)
     if n is not None:
-        if n > len(labels):
-            raise GradInvError(f"{name}/{split} has {len(labels)} images; asked for n={n}")
-        idx = np.random.default_rng(seed).permutation(len(labels))[:n]
-        images, labels = images[idx], labels[idx]
-    x = resize(convert_channels(_to_tensor(np.asarray(images)), channels), size)
+        if n > len(keep):
+            raise GradInvError(f"{name}/{split} has {len(keep)} images; asked for n={n}")
+        keep = keep[np.random.default_rng(seed).permutation(len(keep))[:n]]
+    if len(keep) < len(labels):  # index once: lazy image lists open only the kept files
+        images, labels = images[keep], np.asarray(labels)[keep]
+    x = resize(convert_channels(to_tensor(np.asarray(images)), channels), size)
     return Dataset(
         images=x.contiguous(),
         labels=torch.as_tensor(labels, dtype=torch.int64),
@@ -131,6 +150,14 @@ def load(
         name=name,
         provenance=provenance(spec),
     )
+
+
+def carve_public(n_train: int, split: str) -> np.ndarray:
+    """Indices of ``split`` (``public`` or ``train``) within an official training split of
+    ``n_train`` images: a seeded :data:`PUBLIC_FRACTION` is public, the rest private."""
+    order = np.random.default_rng(PUBLIC_SEED).permutation(n_train)
+    k = int(round(PUBLIC_FRACTION * n_train))
+    return np.sort(order[:k] if split == "public" else order[k:])
 
 
 def get_spec(name: str) -> Spec:

@@ -99,7 +99,8 @@ def cache_path(
     from gradinv.data.registry import data_root
 
     folder = Path(cache_dir).expanduser() if cache_dir is not None else data_root(root) / "weights"
-    return folder / f"{name.lower()}-{dataset}-{size}-c{in_channels}-e{epochs}-s{seed}.pt"
+    # "public": trained on the public split (older caches, trained on "train", are not reused)
+    return folder / f"{name.lower()}-{dataset}-public-{size}-c{in_channels}-e{epochs}-s{seed}.pt"
 
 
 def augment(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
@@ -175,11 +176,13 @@ def train_backbone(
     progress: bool = True,
     root: str | Path | None = None,
 ) -> tuple[nn.Module, PretrainRecord]:
-    """Train ``models.build(name, in_channels, K, size)`` on ``dataset``'s train split (no cache)."""
+    """Train ``models.build(name, in_channels, K, size)`` on ``dataset``'s public split (no
+    cache): pre-training is outside knowledge, so it never touches a private split; accuracy
+    is measured on the test split."""
     from gradinv import models
 
     dev = resolve_device(device)
-    train = _load_split(dataset, "train", size, in_channels, root, name)
+    train = _load_split(dataset, "public", size, in_channels, root, name)
     test = _load_split(dataset, "test", size, in_channels, root, name)
     x, y = train.images.to(dev), train.labels.to(dev)
     n = len(y)
@@ -315,7 +318,7 @@ def pretrain_with_record(
 def pretrained(name: str, *args: Any, **kwargs: Any) -> nn.Module:
     """Victim ``name`` pre-trained on ``dataset`` (the ImageNet stand-in), in eval mode.
 
-    Trains ``models.build(name, in_channels, K_dataset, size)`` on the train split of
+    Trains ``models.build(name, in_channels, K_dataset, size)`` on the public split of
     ``data.load(dataset, size=size, channels=in_channels)`` (``channels=1`` turns colour
     images grey, for ChestXRay-like targets), caches the backbone under
     ``<root>/weights/`` (or ``cache_dir``), and when ``num_classes`` is given replaces the

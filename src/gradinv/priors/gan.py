@@ -270,6 +270,8 @@ class GanTrainConfig:
     dataset: str
     size: int = 32
     channels: int | None = None  # None: the dataset's own
+    split: str = "public"  # a GAN prior or shadow model is public knowledge, never private
+    label: str | None = None  # keep one class only; None: all
     steps: int = 3000  # our choice: CPU budget
     batch_size: int = 64  # DCGAN/SNGAN: 64
     lr: float = 2e-4  # DCGAN / SNGAN: 2e-4 for both networks
@@ -332,13 +334,13 @@ def train_gan(
     save_half: bool = True,
 ) -> GanPrior:
     """Train (or resume training) a GAN on ``config.dataset``; returns the EMA generator."""
-    from gradinv import data
-    from gradinv.priors.train import data_hash
+    from gradinv.priors.train import data_hash, training_images
 
     out = Path(out)
     device = resolve_device(config.device)
-    ds = data.load(config.dataset, split="train", size=config.size, channels=config.channels)
-    images = ds.images.float()
+    images, provenance = training_images(
+        config.dataset, config.split, config.size, config.channels, config.label
+    )
     if images.shape[-1] != config.size:
         raise GradInvError(f"{config.dataset} loaded at {images.shape[-1]} px, not {config.size}")
     digest = data_hash(images)
@@ -438,7 +440,7 @@ def train_gan(
 
     prior.meta = {
         "dataset": config.dataset,
-        "provenance": ds.provenance,
+        "provenance": provenance,
         "train_images": len(images),
         "data_hash": digest,
         "training": settings,

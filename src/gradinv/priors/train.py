@@ -39,6 +39,8 @@ class TrainConfig:
     dataset: str
     size: int = 32
     channels: int | None = None  # None: the dataset's own
+    split: str = "public"  # a prior is attacker knowledge: never a private split
+    label: str | None = None  # keep one class only (faces-32: "face"); None: all
     steps: int = 4000
     batch_size: int = 32
     lr: float = 5e-4  # GradInvDiff: 1e-4 with far longer training; 5e-4 fits CPU budgets
@@ -75,6 +77,20 @@ def data_hash(images: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+def training_images(
+    dataset: str, split: str, size: int, channels: int | None, label: str | None
+) -> tuple[torch.Tensor, dict]:
+    """The images a prior trains on (float, [0, 1]) and their provenance, with the split and
+    class recorded; shared by the DDPM and GAN trainers."""
+    ds = data.load(dataset, split=split, size=size, channels=channels)
+    images = ds.images.float()
+    if label is not None:
+        if label not in ds.class_names:
+            raise GradInvError(f"{dataset} has no class {label!r}; classes: {ds.class_names}")
+        images = images[ds.labels == ds.class_names.index(label)]
+    return images, {**ds.provenance, "split": split, "label": label}
+
+
 def _lr_factor(step: int, warmup: int) -> float:
     return min(1.0, (step + 1) / max(1, warmup))
 
@@ -89,9 +105,10 @@ def train_prior(
     """Train (or resume training) a prior on ``config.dataset``; returns the EMA prior."""
     out = Path(out)
     device = resolve_device(config.device)
-    ds = data.load(config.dataset, split="train", size=config.size, channels=config.channels)
+    images, provenance = training_images(
+        config.dataset, config.split, config.size, config.channels, config.label
+    )
     out.mkdir(parents=True, exist_ok=True)
-    images = ds.images.float()
     digest = data_hash(images)
     spec = config.spec(images.shape[1])
     seed_everything(config.seed)
@@ -168,7 +185,7 @@ def train_prior(
     window = losses[-200:] or [float("nan")]
     final.meta = {
         "dataset": config.dataset,
-        "provenance": ds.provenance,
+        "provenance": provenance,
         "train_images": len(images),
         "data_hash": digest,
         "training": settings,
