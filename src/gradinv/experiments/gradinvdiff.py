@@ -11,8 +11,11 @@ Data: each of the paper's datasets is a *role* filled by the first dataset prese
 list (real MedMNIST first, then embedded stand-ins). LiTS is evaluated, as in the paper, on
 slices along three planes and averaged: a role may list ``planes``, each a dataset plus an
 optional class filter (the embedded ``brain_mri`` labels are its planes). Victims are drawn
-from the *test* split; the attacker's priors and RLU's auxiliary data use the *train* split
-(public data of the same modality, Sec. 2.1), so no private image was ever seen by the prior.
+from the private *test* split; the attacker's priors and RLU's auxiliary data use the
+*public* split (public data of the same modality, Sec. 2.1), content-disjoint from it
+(DATASETS.md; ``gradinv datasets --overlap`` measures how close they come). Every table
+carries the floors of :mod:`gradinv.experiments.floors` (public mean, nearest public image,
+unguided prior sample): a reconstruction shows a leak only above them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ import torch
 from gradinv import data
 from gradinv.case import Case
 from gradinv.experiments.common import AttackRun, build_case, first_available, run_attack
+from gradinv.experiments.floors import (
+    NEAREST_PUBLIC,
+    PRIOR_SAMPLE,
+    floor_images,
+    is_floor,
+    score_floors,
+)
 from gradinv.priors import SamplePath, TrainConfig, ensure_prior, prior_name
 
 PAPER = "gradinvdiff"
@@ -165,8 +175,9 @@ def networks_and_roles(cfg: dict[str, Any]) -> dict[str, list[str]]:
 def table1(
     settings: dict[str, Any], seed: int = 0, device: str = "cpu"
 ) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
-    """Table 1: every method on every role x network; returns the per-image rows and, for
-    Fig. 3, the first image of each role (LeNet victim) with every method's reconstruction."""
+    """Table 1: every method on every role x network, plus the floors of each private image
+    (``method`` = floor name); returns the per-image rows and, for Fig. 3, the first image of
+    each role (LeNet victim) with every method's reconstruction and the floors."""
     rows, grid = [], {}
     cfg = settings["table1"]
     first = next(iter(networks_and_roles(cfg)))
@@ -177,23 +188,32 @@ def table1(
                 prior = prior_for(plane.dataset, settings, device)
                 for k, case in enumerate(victim_cases(plane, network, settings, 1, seed, device)):
                     images = {"ground truth": case.images.cpu()}
+                    cell = {
+                        "role": role,
+                        "network": NETWORKS.get(network, network),
+                        "dataset": plane.dataset,
+                        "plane": plane.name,
+                        "image": k,
+                    }
                     for method in settings["table1"]["methods"]:
                         run = _run(case, method, settings, prior, plane.dataset)
                         images[LABELS[method]] = run.reconstruction.images
-                        rows.append(
-                            run.row(
-                                role=role,
-                                network=NETWORKS.get(network, network),
-                                dataset=plane.dataset,
-                                plane=plane.name,
-                                image=k,
-                                method=LABELS[method],
-                            )
-                        )
+                        rows.append(run.row(**cell, method=LABELS[method]))
+                    floors = _floors(case, plane, settings, prior, seed + k)
+                    rows += score_floors(floors, case.images, **cell)
+                    images.update(floors)
                     key = f"{role} ({plane.name})" if len(planes) > 1 else role
                     if network == first and k == 0:
                         grid[key] = images
     return pd.DataFrame(rows), grid
+
+
+def _floors(
+    case: Case, plane: Plane, settings: dict[str, Any], prior: str, seed: int
+) -> dict[str, torch.Tensor]:
+    """The floors of ``case``'s private images; the prior sample uses GradInvDiff's steps."""
+    steps = settings["attacks"].get("gradinvdiff", {}).get("steps", 100)
+    return floor_images(case.images, plane.dataset, prior, seed, steps)
 
 
 def summarise(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -208,7 +228,7 @@ def compare_table1(df: pd.DataFrame) -> pd.DataFrame:
     key = {v: k for k, v in LABELS.items()}
     rows = []
     for r in ours.itertuples():
-        paper = PAPER_TABLE1.get((key[r.method], r.role, r.network))
+        paper = PAPER_TABLE1.get((key.get(r.method, r.method), r.role, r.network))
         if paper is None:
             continue
         rows.append(
@@ -255,6 +275,35 @@ def table1_claims(df: pd.DataFrame) -> pd.DataFrame:
                     "holds": wins_run > cells / 2 if cells else None,
                 }
             )
+    return pd.concat([floor_claims(df), pd.DataFrame(rows)], ignore_index=True)
+
+
+def floor_claims(
+    df: pd.DataFrame, methods: Sequence[str] = ("GradInvDiff", "GGDM", "IG")
+) -> pd.DataFrame:
+    """Before any comparison between attacks: does each attack beat the best floor (nearest
+    public image, unguided prior sample) in PSNR, cell by cell (role x network)?"""
+    ours = summarise(df, ["method", "role", "network"])
+    rows = []
+    for method in methods:
+        above, cells, detail = 0, 0, []
+        for (role, net), grp in ours.groupby(["role", "network"], sort=False):
+            vals = grp.set_index("method")["psnr"]
+            floors = [vals[f] for f in (NEAREST_PUBLIC, PRIOR_SAMPLE) if f in vals]
+            if method not in vals or not floors:
+                continue
+            cells += 1
+            above += int(vals[method] > max(floors))
+            detail.append(f"{role}/{net} {vals[method]:.1f} vs {max(floors):.1f} dB")
+        rows.append(
+            {
+                "claim": f"{method} beats the floors (nearest public, prior sample) in PSNR",
+                "network": "all",
+                "paper": "implied (no floors reported)",
+                "this run": f"above in {above}/{cells} cells: " + "; ".join(detail),
+                "holds": above > cells / 2 if cells else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -271,7 +320,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def table2(settings: dict[str, Any], seed: int = 0, device: str = "cpu") -> pd.DataFrame:
     """Table 2 on the Acevedo-20 role: ablations, gradient noise and batch sizes
-    (``table2.images`` private batches per cell, default ``settings["images"]``)."""
+    (``table2.images`` private batches per cell, default ``settings["images"]``), plus the
+    floors of the batch-1 images (``variant`` = floor name)."""
     cfg = settings["table2"]
     plane = planes_for(cfg["role"], settings)[0]
     prior = prior_for(plane.dataset, settings, device)
@@ -286,6 +336,14 @@ def table2(settings: dict[str, Any], seed: int = 0, device: str = "cpu") -> pd.D
                 rows.append(
                     run.row(variant=variant, network=NETWORKS.get(network, network), image=k)
                 )
+        for k, case in enumerate(victim_cases(plane, network, per_cell, 1, seed, device)):
+            for row in score_floors(
+                _floors(case, plane, settings, prior, seed + k),
+                case.images,
+                network=NETWORKS.get(network, network),
+                image=k,
+            ):
+                rows.append({**row, "variant": row["method"]})
     return pd.DataFrame(rows)
 
 
@@ -294,6 +352,8 @@ def compare_table2(df: pd.DataFrame) -> pd.DataFrame:
     ours = summarise(df, ["variant", "network"])
     rows = []
     for r in ours.itertuples():
+        if is_floor(r.variant):
+            continue
         paper = PAPER_TABLE2[r.variant][r.network]
         rows.append(
             {
@@ -381,3 +441,30 @@ def fig2_paths(
         rec = attacks.run(method, case.model, observed, **opts)
         paths[LABELS[method]] = rec.extras["path"]
     return case.images.cpu(), paths
+
+
+# -- generated summary -------------------------------------------------------------------------
+def summary_markdown(t1_rows: pd.DataFrame, t2_rows: pd.DataFrame) -> str:
+    """The notebook's closing summary, generated from this run's rows (mean PSNR, n images):
+    per Table 1 cell the headline attacks beside the floors, then Table 2's variants."""
+    keep = ["GradInvDiff", "GGDM", "IG", NEAREST_PUBLIC, PRIOR_SAMPLE, "public mean"]
+    lines = ["**Table 1** (mean PSNR in dB over n private images; floors in italics):", ""]
+    for (role, net), grp in t1_rows.groupby(["role", "network"], sort=False):
+        stats = grp.groupby("method", sort=False)["psnr"].agg(["mean", "count"])
+        parts = [
+            (
+                f"*{m}* {stats.loc[m, 'mean']:.1f}"
+                if is_floor(m)
+                else f"{m} {stats.loc[m, 'mean']:.1f}"
+            )
+            for m in keep
+            if m in stats.index
+        ]
+        n = int(stats["count"].max())
+        lines.append(f"- {role} / {net} (n = {n}): " + ", ".join(parts))
+    stats = t2_rows.groupby(["network", "variant"], sort=False)["psnr"].agg(["mean", "count"])
+    lines += ["", "**Table 2** (mean PSNR in dB, n private batches):", ""]
+    for (net, variant), r in stats.iterrows():
+        label = f"*{variant}*" if is_floor(variant) else variant
+        lines.append(f"- {net}, {label}: {r['mean']:.1f} (n = {int(r['count'])})")
+    return "\n".join(lines)

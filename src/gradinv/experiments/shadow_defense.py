@@ -8,11 +8,17 @@ update once (cached), so every table and figure reads the same runs:
 
 * Tables 1-2: F1 and whole-image / target-region MSE, PSNR, LPIPS, SSIM under the
   model-based (GIAS) and optimisation-based (BN-prior, Hatamizadeh et al.) attacks, mean and
-  std over rounds, Wilcoxon signed-rank marks;
+  std over rounds, Wilcoxon signed-rank marks, and the floors (``public mean``, ``nearest
+  public``, ``prior sample`` of the role's GAN; :mod:`gradinv.experiments.floors`) scored
+  the same way: a leak counts only above them;
 * Table 3 (module ablation), Table 4 (image-level DP), Table 5 (terminal round r_shadow),
   Fig. 8 (noise schedules), Fig. 6 (F1 curves), Fig. 7 (RDLV per client over rounds),
   Fig. 5 (noise maps), Figs. 9-10 (reconstructions, error maps and their FFT), the
   supplement's IIP and cost tables.
+
+Data: the clients' private images come from the ``train`` split, the F1 test set from
+``test``; the attacker's GAN, the defender's shadow GAN, the pre-trained backbone and the
+attack's template image (the mean image) only ever see the ``public`` split.
 
 Reconstruction choices where the paper is silent are documented in the notebook and are
 all profile settings (``papermill_runs/shadow_defense/*.yaml``).
@@ -39,6 +45,7 @@ from gradinv.case import Reconstruction
 from gradinv.defenses.image_noise import ImageNoise
 from gradinv.errors import GradInvError
 from gradinv.experiments.common import first_available
+from gradinv.experiments.floors import FLOORS, floor_images, is_floor, public_images
 from gradinv.fl.rounds import FederatedRun, f1_macro, run_federated
 from gradinv.fl.splits import SHADOW_SPLIT, split_clients
 from gradinv.models.pretrain import pretrain_with_record
@@ -129,7 +136,7 @@ class RoleData:
     test: tuple[Tensor, Tensor]
     num_classes: int
     class_names: list[str]
-    prior_image: Tensor  # the training data's mean image (RDLV's P, the attack's template)
+    prior_image: Tensor  # the public split's mean image (RDLV's P, the attack's template)
 
 
 @dataclass
@@ -202,6 +209,7 @@ class Study:
     federations: dict[tuple[str, str], Federation] = field(default_factory=dict)
     records: dict[tuple[str, str, str], list[AttackRecord]] = field(default_factory=dict)
     pretrain_records: dict[str, Any] = field(default_factory=dict)
+    floor_records: dict[str, dict[str, list[AttackRecord]]] = field(default_factory=dict)
     _labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -222,8 +230,10 @@ class Study:
 
     # -- data and models ---------------------------------------------------------------------
     def data(self, role: str) -> RoleData:
-        """``role``'s first available dataset (real folder first), split into the nine
-        clients of Sec. 5.1 (sizes scaled by ``clients.scale``) and a test set."""
+        """``role``'s first available dataset (real folder first): its private ``train``
+        split into the nine clients of Sec. 5.1 (sizes scaled by ``clients.scale``), its
+        ``test`` split as the test set, and the mean image of its ``public`` split (what an
+        attacker may know) as the prior image."""
         if role not in self._data:
             spec = self.settings["roles"][role]
             name = first_available(spec["datasets"])
@@ -234,11 +244,12 @@ class Study:
             gen = torch.Generator().manual_seed(self.seed)
             scale = float(self.settings["clients"].get("scale", 1.0))
             clients = split_clients(images, labels, SHADOW_SPLIT, gen, scale)
+            prior = public_images(name, size, ch).float().mean(0)
             dev = self.device
             self._data[role] = RoleData(
                 role, name, [(x.to(dev), y.to(dev)) for x, y in clients],
                 (test.images.float().to(dev), test.labels.long().to(dev)),
-                train.num_classes, list(train.class_names), images.mean(0).to(dev),
+                train.num_classes, list(train.class_names), prior.to(dev),
             )  # fmt: skip
         return self._data[role]
 
@@ -349,6 +360,55 @@ class Study:
             ]
         return self.records[key]
 
+    def records_of(self, role: str, label: str, attack: str) -> list[AttackRecord]:
+        """The records of method ``label`` under ``attack``, or of the floor ``label``
+        (the same for every attack and defense)."""
+        return self.floors(role)[label] if is_floor(label) else self.attacked(role, label, attack)
+
+    def attack_size(self, role: str, client: int) -> int:
+        """How many images the attacker reconstructs from ``client``'s update."""
+        return min(
+            len(self.data(role).clients[client][0]), int(self.settings.get("attack_images", 4))
+        )
+
+    def floors(self, role: str) -> dict[str, list[AttackRecord]]:
+        """Floor name -> one record per attacked (round, client), like :meth:`attacked`.
+
+        The targets of a (round, client) are the client's first ``m`` images, the ones whose
+        labels the attacker gets; each floor gives ``m`` images for them (the public mean
+        image, the nearest public image of each, ``m`` samples of the role's GAN), scored
+        exactly like an attack: against the most similar image of the client, whole image
+        and target region. Floors depend neither on the defense nor on the attack, so they
+        are computed once per set of targets (a client's targets are the same in every
+        attacked round); the target regions come from the trained FedAvg model."""
+        if role not in self.floor_records:
+            d = self.data(role)
+            fed = self.federation(role, "FedAvg")
+            model, embed = self.final_model(role, fed), self.features(role)
+            gan = self.settings["roles"][role]["gan"]
+            lpips_net = self.settings.get("lpips", "alex")
+            top = float(self.settings.get("cam_top", 0.3))
+            per_client: dict[int, dict[str, AttackRecord]] = {}
+            for k in self.attack_clients:
+                x_k = d.clients[k][0]
+                images = floor_images(x_k[: self.attack_size(role, k)], d.dataset, gan, self.seed)
+                per_client[k] = {}
+                for name, img in images.items():
+                    img = img.to(self.device).float().clamp(0, 1)
+                    per_client[k][name] = score(
+                        img, x_k, model, embed, d.prior_image, name, 0, k, 0.0, lpips_net, top
+                    )
+            self.floor_records[role] = {
+                name: [
+                    dataclasses.replace(per_client[k][name], round=r)
+                    for r in self.attack_rounds
+                    for k in self.attack_clients
+                ]
+                for name in FLOORS
+                if name in per_client[self.attack_clients[0]]
+            }
+        return self.floor_records[role]
+
     def attack_one(
         self, role: str, fed: Federation, attack: str, round: int, client: int
     ) -> AttackRecord:
@@ -359,7 +419,7 @@ class Study:
         similar real image of the client (Tables 1-2 caption)."""
         d = self.data(role)
         x_k, y_k = d.clients[client]
-        m = min(len(x_k), int(self.settings.get("attack_images", 4)))
+        m = self.attack_size(role, client)
         update = fed.run.update(round, client)
         observed = update.observed(d.num_classes, y_k[:m])
         observed = dataclasses.replace(
@@ -496,22 +556,28 @@ def defense_table(
     labels: tuple[str, ...] = TABLE12,
     region: str = "whole",
     alpha: float = 0.05,
+    floors: bool = True,
 ) -> pd.DataFrame:
     """Tables 1 (model-based) / 2 (optimisation-based) for one role and region: F1, then
     each metric's mean over (round, client) and, in brackets, the std over rounds of the
     per-round means; ``†``: Wilcoxon p < ``alpha`` against FedAvg (paired by round and
-    client), ``‡`` (Ours only): p < ``alpha`` against every SOTA defense."""
-    frames = {lab: _frame(study.attacked(role, lab, attack), region) for lab in labels}
+    client), ``‡`` (Ours only): p < ``alpha`` against every SOTA defense. With ``floors``,
+    the floor rows follow (F1 NaN, no marks; :meth:`Study.floors`)."""
+    labels = tuple(lab for lab in labels if not is_floor(lab))
+    rows_of = labels + (tuple(study.floors(role)) if floors else ())
+    frames = {lab: _frame(study.records_of(role, lab, attack), region) for lab in rows_of}
     rows = []
-    for lab in labels:
+    for lab in rows_of:
         f = frames[lab]
-        row: dict[str, Any] = {"method": lab, "F1": study.federation(role, lab).final_f1}
+        row: dict[str, Any] = {"method": lab, "F1": _f1(study, role, lab)}
         for name in METRICS:
             if name not in f:
                 continue
             per_round = f.groupby("round")[name].mean()
             mark = ""
-            if lab != "FedAvg" and "FedAvg" in frames:
+            if is_floor(lab):
+                pass  # a floor is a baseline, not a defense: no test
+            elif lab != "FedAvg" and "FedAvg" in frames:
                 if _paired_p(f[name], frames["FedAvg"][name]) < alpha:
                     mark = "†"
             if lab == "Ours":
@@ -526,10 +592,25 @@ def defense_table(
     return pd.DataFrame(rows).set_index("method")
 
 
+def _f1(study: Study, role: str, label: str) -> float:
+    """The final F1 of method ``label``; NaN for a floor (no federation)."""
+    return math.nan if is_floor(label) else study.federation(role, label).final_f1
+
+
+def methods_of(table: pd.DataFrame) -> list[str]:
+    """The rows of ``table`` that are methods, not floors."""
+    return [m for m in table.index if not is_floor(m)]
+
+
+def floors_of(table: pd.DataFrame) -> list[str]:
+    """The floor rows of ``table``."""
+    return [m for m in table.index if is_floor(m)]
+
+
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
     """A defense table as the paper prints it: ``mean (std)mark`` per metric."""
     out = pd.DataFrame(index=table.index)
-    out["F1"] = table["F1"].map(lambda v: f"{v:.3f}")
+    out["F1"] = table["F1"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}")
     for name in METRICS:
         if name not in table:
             continue
@@ -544,13 +625,15 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(
-    study: Study, role: str, labels: list[str], attack: str = "model"
+    study: Study, role: str, labels: list[str], attack: str = "model", floors: bool = True
 ) -> pd.DataFrame:
-    """Tables 3-4 / Fig. 8: F1 and the whole-image means of ``attack`` per method."""
+    """Tables 3-4 / Fig. 8: F1 and the whole-image means of ``attack`` per method, then
+    (with ``floors``) the floor rows, F1 NaN."""
     rows = []
-    for lab in labels:
-        f = _frame(study.attacked(role, lab, attack), "whole")
-        row = {"method": lab, "F1": study.federation(role, lab).final_f1}
+    labels = [lab for lab in labels if not is_floor(lab)]
+    for lab in labels + (list(study.floors(role)) if floors else []):
+        f = _frame(study.records_of(role, lab, attack), "whole")
+        row = {"method": lab, "F1": _f1(study, role, lab)}
         row.update({k: float(f[k].mean()) for k in METRICS if k in f})
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
@@ -582,7 +665,7 @@ def rdlv_table(study: Study, role: str, labels: tuple[str, ...], attack: str) ->
     rows = [
         {"method": lab, "client": r.client + 1, "round": r.round, "rdlv": r.rdlv}
         for lab in labels
-        for r in study.attacked(role, lab, attack)
+        for r in study.records_of(role, lab, attack)
     ]
     return pd.DataFrame(rows)
 
@@ -595,7 +678,7 @@ def iip_table(
     the pre-trained backbone's features)."""
     out = {}
     for lab in labels:
-        ranks = np.array([x for r in study.attacked(role, lab, attack) for x in r.ranks])
+        ranks = np.array([x for r in study.records_of(role, lab, attack) for x in r.ranks])
         out[lab] = {f"IIP-{kk}": float((ranks < kk).mean()) for kk in k}
     return pd.DataFrame(out)
 
@@ -696,7 +779,7 @@ def reconstruction_figure(
 
 
 def _record(study: Study, role: str, label: str, attack: str, round: int, client: int):
-    for r in study.attacked(role, label, attack):
+    for r in study.records_of(role, label, attack):
         if r.round == round and r.client == client:
             return r
     raise GradInvError(f"no attack on client {client} in round {round}; check the profile")
@@ -760,10 +843,11 @@ PAPER_IIP1 = {
 def paper_vs_run(
     table1: pd.DataFrame, table2: pd.DataFrame, extra: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """F1 and whole-image PSNR / SSIM of every method, paper (ChestXRay) next to this run."""
+    """F1 and whole-image PSNR / SSIM of every method, paper (ChestXRay) next to this run
+    (floor rows are left out: the paper has none)."""
     rows = []
     for name, paper, t in (("model", PAPER_TABLE1, table1), ("optimisation", PAPER_TABLE2, table2)):
-        for lab in t.index:
+        for lab in methods_of(t):
             p = paper.get(lab)
             rows.append(
                 {
@@ -774,7 +858,7 @@ def paper_vs_run(
                 }
             )  # fmt: skip
     if extra is not None:
-        for lab in extra.index:
+        for lab in methods_of(extra):
             p = PAPER_TABLE34.get(lab)
             rows.append(
                 {
@@ -795,15 +879,30 @@ def verdict(holds: bool | None) -> str:
 def claims(
     study: Study, role: str, table1: pd.DataFrame, table2: pd.DataFrame, tolerance_db: float = 0.5
 ) -> pd.DataFrame:
-    """The paper's headline claims checked on this run (three-valued verdicts)."""
+    """The paper's headline claims checked on this run (three-valued verdicts). First each
+    attack against the floors (a leak counts only above them), then the methods against each
+    other, floors left out."""
     fedavg_f1 = table1.loc["FedAvg", "F1"]
     rows = []
 
     def add(claim: str, holds: bool | None, evidence: str) -> None:
         rows.append({"claim": claim, "verdict": verdict(holds), "this run": evidence})
 
+    for name, t in (("model-based GIA (GIAS)", table1), ("BN-prior GIA", table2)):
+        fedavg = t.loc["FedAvg", "psnr"]
+        floor = floors_of(t)
+        if floor:
+            best = max(floor, key=lambda m: t.loc[m, "psnr"])
+            add(
+                f"the {name} on FedAvg beats the floors",
+                bool(fedavg > t.loc[best, "psnr"]),
+                f"FedAvg {fedavg:.2f} dB vs best floor ({best}) {t.loc[best, 'psnr']:.2f} dB",
+            )
+        else:
+            add(f"the {name} on FedAvg beats the floors", None, "no floor rows in the table")
+
     for name, t in (("model-based", table1), ("optimisation-based", table2)):
-        others = [m for m in t.index if m != "Ours"]
+        others = [m for m in methods_of(t) if m != "Ours"]
         best_other = t.loc[others, "psnr"].min()
         gap = best_other - t.loc["Ours", "psnr"]
         add(
@@ -825,7 +924,7 @@ def claims(
         all(v > 0.07 for v in costly.values()) if costly else None,
         ", ".join(f"{m} {v:+.3f}" for m, v in costly.items()),
     )
-    rd = rdlv_table(study, role, tuple(table1.index), "model")
+    rd = rdlv_table(study, role, tuple(methods_of(table1)), "model")
     ours = rd[rd.method == "Ours"].groupby("client")["rdlv"].mean()
     if len(ours) > 1:
         single = SHADOW_SPLIT.index(min(SHADOW_SPLIT, key=lambda c: c.size)) + 1
@@ -864,10 +963,12 @@ __all__ = [
     "defense_table",
     "error_spectra",
     "f1_curves",
+    "floors_of",
     "finetune_rounds_table",
     "formatted",
     "iip_table",
     "method",
+    "methods_of",
     "most_vulnerable_client",
     "noise_maps_figure",
     "rdlv_figure",
