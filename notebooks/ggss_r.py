@@ -275,40 +275,28 @@ plots.table_markdown(claims, out / "paper_vs_this_run.md")
 claims
 
 # %% [markdown]
-# **Where this run differs from the paper, and what it says** (committed `smoke` run, 2-core
-# CPU, 32 px, one private image per Table 1/3/4/5 cell, three per noise level and guidance
-# rate; the `paper` profile raises images, steps and baseline budgets on a GPU).
-#
-# *Caveat:* the notes below were written from a run made before the priors were retrained
-# on the `public` split and before the tables carried floors; where they disagree with the
-# tables and claims above, the tables and claims (computed by this run) are right.
+# **Where this run differs from the paper** (`smoke`: 2-core CPU, 32 px, one private image per
+# Table 1/3/4/5 cell, three per noise level and guidance rate; the `paper` profile raises
+# images, steps and baseline budgets on a GPU).
 #
 # * **Scale.** 32 px grey-scale stand-ins, not 256 px colour photographs; a 1.1M-parameter
-#   chest-radiograph DDPM, not an FFHQ model; 25 DDIM steps (100 in `paper`). Absolute numbers
-#   are not comparable; orderings and trends are what we judge. The paper's LPIPS values
-#   (1e-7 to 1e-3) are not on LPIPS's usual 0-1 scale; we report standard AlexNet LPIPS.
-# * **Prior mismatch (Table 1).** Near the prior's data (chest test split, CelebA's role)
-#   GGSS-R reaches ~40 dB on every victim but ResNet18, like the paper's CelebA column. Far from
-#   it, it degrades much more than in the paper: natural photographs ~20 dB, brain MRI ~10 dB.
-#   The paper's "no prior knowledge of the target distribution" needs a prior broad enough for
-#   the targets; a small chest prior is not.
-# * **RV (Table 1).** The ordering claim does **not** hold here: ResNet18 is the hardest victim,
-#   as in the paper, but it has by far the *largest* RV, not the smallest, because a
-#   training-mode BatchNorm on a single image makes the parameter gradient very sensitive to the
-#   input (in eval mode its RV drops to ~15, still the largest). Among the other five models RV
-#   does not order PSNR either. The paper's models may have been trained and in eval mode; it
-#   does not say.
-# * **Noise (Tables 2, 7; Fig. 5).** Scale matters a lot: PSNR falls monotonically with the
-#   variance for both noise types (holds). Type matters little at small variances (< 0.5 dB)
-#   but Laplacian noise cost 2-5 dB more at 1e-2 in this run. The rise-then-fall of Fig. 5 is
-#   weak here: the posterior-mean PSNR peaks at most ~1-3 dB above the final value.
-# * **Baselines (Tables 3-5).** With *noisy* gradients GGSS-R beats every baseline (holds).
-#   With *clean* gradients on a small randomly initialised ReLU CNN at 32 px, pixel-space DLG
-#   (L-BFGS) and the GAN-based GIAS/GIFD recover the image almost exactly (45-60 dB) and beat
-#   GGSS-R (~40 dB): the paper's clean-gradient margin rests on 256 px images, where these
-#   methods struggle. GGL (gradient-free, 30 x 16 evaluations in smoke) and FinetunedDiff (20
-#   fine-tuning steps) are budget-limited here.
-# * **Guidance rate (Table 6).** Too little guidance (0.01) fails; 0.1-0.8 are within ~3 dB
-#   of each other, with no sharp optimum at 0.2.
-# * **Cost (Table 8).** On this CPU a conditional step costs 4-46 training steps of the same
-#   victim at batch 1; the paper's absolute seconds (A100, 256 px) are not comparable.
+#   chest-radiograph DDPM trained on the chest stand-in's `public` split, not an FFHQ model;
+#   25 DDIM steps (100 in `paper`). Absolute numbers are not comparable; orderings and trends
+#   are what we judge. The paper's LPIPS values (1e-7 to 1e-3) are not on LPIPS's usual 0-1
+#   scale; we report standard AlexNet LPIPS.
+# * **Floors first.** The chest role's targets come from the same radiograph as the prior's
+#   public crops (other regions), so the nearest public crop and an unguided sample are real
+#   competitors; the claims table above first asks whether GGSS-R beats them, table by table.
+# * **Prior mismatch (Table 1).** The brain-MRI and photograph roles are far from the chest
+#   prior: the paper's "no prior knowledge of the target distribution" needs a prior broad
+#   enough for the targets, and a small chest prior is not.
+# * **RV (Table 1).** The paper's victims may have been trained and in eval mode; ours are
+#   freshly initialised and in training mode (BatchNorm on a single image makes ResNet18's
+#   parameter gradient very sensitive to the input), which bears on how RV orders them.
+# * **Budgets (Tables 3-5).** GGL (gradient-free, 30 x 16 evaluations in smoke) and
+#   FinetunedDiff (20 fine-tuning steps) run far below their papers' budgets here.
+# * **Cost (Table 8).** Conditional steps are measured in training steps of the same victim at
+#   batch 1 on this CPU; the paper's absolute seconds (A100, 256 px) are not comparable.
+#
+# Every verdict of this run is in the claims table above (`figures/ggss_r/paper_vs_this_run.md`),
+# computed from its numbers; none is typed here.

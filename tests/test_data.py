@@ -92,13 +92,14 @@ def test_region_crops_of_a_part_only_see_its_own_cells():
     assert set(quads.tolist()) == {0, 1, 2, 3}
 
 
-def test_real_datasets_carve_a_seeded_public_part_out_of_the_official_train_split():
-    from gradinv.data.registry import PUBLIC_FRACTION, carve_public
+def test_real_datasets_carve_a_seeded_stratified_public_part_out_of_the_official_train_split():
+    from gradinv.data.registry import carve_public
 
-    public, train = carve_public(1000, "public"), carve_public(1000, "train")
-    assert len(public) == round(PUBLIC_FRACTION * 1000) and not set(public) & set(train)
-    assert sorted([*public, *train]) == list(range(1000))
-    np.testing.assert_array_equal(public, carve_public(1000, "public"))
+    labels = np.repeat([0, 1, 2], [500, 300, 200])
+    public, train = carve_public(labels, "public"), carve_public(labels, "train")
+    assert np.bincount(labels[public]).tolist() == [100, 60, 40]  # 20 % of every class
+    assert not set(public) & set(train) and sorted([*public, *train]) == list(range(1000))
+    np.testing.assert_array_equal(public, carve_public(labels, "public"))
 
 
 def test_medical_modality_has_every_class_in_every_split(root):

@@ -222,7 +222,7 @@ def test_training_writes_checkpoint_weights_and_config_with_data_hash(trained):
     out, prior = trained
     assert {"checkpoint.pt", "model.safetensors", "config.json"} <= {p.name for p in out.iterdir()}
     config = json.loads((out / "config.json").read_text())
-    images = data.load("digits", split="train", size=8).images
+    images = data.load("digits", split="public", size=8).images  # priors learn public data
     assert config["data_hash"] == data_hash(images)
     assert config["steps_done"] == 6 and config["dataset"] == "digits"
     assert config["spec"]["image_size"] == 8 and config["spec"]["channels"] == 1

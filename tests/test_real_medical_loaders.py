@@ -45,21 +45,24 @@ def _values(ds: data.Dataset) -> set[int]:
 
 
 def test_covid_radiography_loads_grey_four_classes_with_disjoint_stratified_split(covid_root):
+    public = data.load("covid_radiography", "public", size=16, root=covid_root)
     train = data.load("covid_radiography", "train", size=16, root=covid_root)
     test = data.load("covid_radiography", "test", size=16, root=covid_root)
     assert train.class_names == list(COVID_CLASSES) == ["COVID", "Normal", "Lung_Opacity",
                                                         "Viral Pneumonia"]  # fmt: skip
     assert train.num_classes == 4
     assert train.images.shape == (len(train), 1, 16, 16) and train.images.dtype == torch.float32
-    assert len(train) + len(test) == sum(COVID_PER_CLASS)
-    # 80/20 per class: 1+2+1+1 test images, the rest train; every class on both sides
+    assert len(public) + len(train) + len(test) == sum(COVID_PER_CLASS)
+    # 80/20 per class: 1+2+1+1 test images; then 20 % of each class of the rest is public
     assert torch.bincount(test.labels, minlength=4).tolist() == [1, 2, 1, 1]
-    assert torch.bincount(train.labels, minlength=4).tolist() == [4, 8, 3, 5]
-    tr, te = _values(train), _values(test)
-    assert not tr & te and tr | te == set(range(sum(COVID_PER_CLASS)))
+    assert torch.bincount(public.labels, minlength=4).tolist() == [1, 2, 1, 1]
+    assert torch.bincount(train.labels, minlength=4).tolist() == [3, 6, 2, 4]
+    pu, tr, te = _values(public), _values(train), _values(test)
+    assert not (tr & te or pu & tr or pu & te)
+    assert pu | tr | te == set(range(sum(COVID_PER_CLASS)))
     # labels follow the folders: pixel value v was written into class k's folder
     bounds = np.cumsum((0, *COVID_PER_CLASS))
-    for ds in (train, test):
+    for ds in (public, train, test):
         vals = (ds.images[:, 0, 0, 0] * 255).round().long().numpy()
         assert (np.searchsorted(bounds, vals, side="right") - 1 == ds.labels.numpy()).all()
     again = data.load("covid_radiography", "test", size=16, root=covid_root)
@@ -81,8 +84,10 @@ def test_eyepacs_reads_train_test_folders_as_colour_nrg0_rg1(tmp_path):
     train = data.load("eyepacs", "train", size=32, root=tmp_path)
     test = data.load("eyepacs", "test", size=32, root=tmp_path)
     assert train.class_names == ["NRG", "RG"] and train.num_classes == 2
-    assert train.images.shape == (6, 3, 32, 32) and test.images.shape == (4, 3, 32, 32)
-    assert train.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    public = data.load("eyepacs", "public", size=32, root=tmp_path)
+    # train/ holds 3 per class: one of each becomes public (20 %, rounded), two stay private
+    assert train.images.shape == (4, 3, 32, 32) and test.images.shape == (4, 3, 32, 32)
+    assert train.labels.tolist() == [0, 0, 1, 1] and public.labels.tolist() == [0, 1]
     # RG images were written bright, NRG dark (JPEG is lossy: compare loosely)
     mean = train.images.mean((1, 2, 3))
     assert (mean[train.labels == 1] > 0.5).all() and (mean[train.labels == 0] < 0.3).all()
@@ -95,11 +100,13 @@ def test_eyepacs_without_split_folders_gets_seeded_disjoint_80_20_split(tmp_path
             _write(base / cls / f"img{i}.png", 20 * i + k, (48, 64), "RGB")  # png: lossless
     train = data.load("eyepacs", "train", size=12, root=tmp_path)
     test = data.load("eyepacs", "test", size=12, root=tmp_path)
-    assert len(train) == 16 and len(test) == 4
-    assert torch.bincount(test.labels).tolist() == [2, 2]
+    public = data.load("eyepacs", "public", size=12, root=tmp_path)
+    assert len(train) == 12 and len(public) == 4 and len(test) == 4
+    assert torch.bincount(test.labels).tolist() == [2, 2] == torch.bincount(public.labels).tolist()
     tr = {(v, int(y)) for v, y in zip(_pixel_values(train), train.labels, strict=True)}
     te = {(v, int(y)) for v, y in zip(_pixel_values(test), test.labels, strict=True)}
-    assert len(tr) == 16 and len(te) == 4 and not tr & te
+    pu = {(v, int(y)) for v, y in zip(_pixel_values(public), public.labels, strict=True)}
+    assert len(tr) == 12 and len(te) == 4 and len(pu) == 4 and not (tr & te or pu & tr or pu & te)
 
 
 def test_datasets_table_lists_medical_folders_as_absent_with_the_layout(tmp_path):

@@ -134,7 +134,7 @@ def load(
         images, labels, class_names = spec.read(
             data_root(root), "test" if split == "test" else "train"
         )
-        keep = np.arange(len(labels)) if split == "test" else carve_public(len(labels), split)
+        keep = np.arange(len(labels)) if split == "test" else carve_public(labels, split)
     if n is not None:
         if n > len(keep):
             raise GradInvError(f"{name}/{split} has {len(keep)} images; asked for n={n}")
@@ -152,12 +152,17 @@ def load(
     )
 
 
-def carve_public(n_train: int, split: str) -> np.ndarray:
-    """Indices of ``split`` (``public`` or ``train``) within an official training split of
-    ``n_train`` images: a seeded :data:`PUBLIC_FRACTION` is public, the rest private."""
-    order = np.random.default_rng(PUBLIC_SEED).permutation(n_train)
-    k = int(round(PUBLIC_FRACTION * n_train))
-    return np.sort(order[:k] if split == "public" else order[k:])
+def carve_public(labels: np.ndarray, split: str) -> np.ndarray:
+    """Indices of ``split`` (``public`` or ``train``) within an official training split with
+    these ``labels``: a seeded :data:`PUBLIC_FRACTION` of each class is public (stratified,
+    so every class the split has is public too), the rest private."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(PUBLIC_SEED)
+    public = np.zeros(len(labels), dtype=bool)
+    for k in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == k))
+        public[idx[: int(round(PUBLIC_FRACTION * len(idx)))]] = True
+    return np.flatnonzero(public if split == "public" else ~public)
 
 
 def get_spec(name: str) -> Spec:

@@ -52,6 +52,8 @@ from gradinv.defenses.context import ClientContext, require_data
 from gradinv.errors import GradInvError
 from gradinv.matching import cross_entropy
 
+ROUND_OFF = 1e-6  # relative: loss differences below this are float noise, not a gain
+
 
 @dataclass(frozen=True)
 class Config:
@@ -175,6 +177,7 @@ def apply(
     if config.keep_true_if_no_gain:
         zero = [torch.zeros((1, *g.shape), dtype=g.dtype, device=g.device) for g in gradients]
         before = step_losses(ctx, zero, 0.0, 1)[0]
-        if not bool(losses[best] < before):
+        # a gain below float round-off (batched vs single evaluation) is no gain
+        if not bool(losses[best] < before - ROUND_OFF * before.abs()):
             return tuple(g.clone() for g in gradients)
     return tuple(c[best].clone() for c in candidates)
