@@ -25,15 +25,19 @@ PUBLIC_MEAN, NEAREST_PUBLIC, PRIOR_SAMPLE = "public mean", "nearest public", "pr
 FLOORS = (PUBLIC_MEAN, NEAREST_PUBLIC, PRIOR_SAMPLE)
 
 
-def public_images(dataset: str, size: int, channels: int, label: str | None = None) -> Tensor:
+def public_images(dataset: str, size: int, channels: int, label: str | int | None = None) -> Tensor:
     """The public split of ``dataset`` at ``size`` px and ``channels`` channels (only class
-    ``label`` when given, e.g. the faces of ``faces``)."""
+    ``label``, a name or an index, when given: e.g. the faces of ``faces``, one plane of
+    ``brain_mri``)."""
     ds = data.load(dataset, split="public", size=size, channels=channels)
     if label is None:
         return ds.images
-    if label not in ds.class_names:
+    index = label if isinstance(label, int) else None
+    if isinstance(label, str) and label in ds.class_names:
+        index = ds.class_names.index(label)
+    if index is None or not 0 <= index < ds.num_classes:
         raise GradInvError(f"{dataset} has no class {label!r}; classes: {ds.class_names}")
-    return ds.images[ds.labels == ds.class_names.index(label)]
+    return ds.images[ds.labels == index]
 
 
 def prior_sample(prior: str, n: int, seed: int = 0, steps: int | None = 100) -> Tensor:
@@ -54,7 +58,7 @@ def floor_images(
     prior: str | None = None,
     seed: int = 0,
     steps: int | None = 100,
-    label: str | None = None,
+    label: str | int | None = None,
 ) -> dict[str, Tensor]:
     """Each floor's images for the private ``targets`` (B, C, H, W) of ``dataset``; the
     prior sample only when ``prior`` is given; the public images of class ``label`` only
@@ -78,7 +82,7 @@ def floor_rows(
     seed: int = 0,
     steps: int | None = 100,
     lpips_net: str | None = "alex",
-    label: str | None = None,
+    label: str | int | None = None,
     **extra: Any,
 ) -> list[dict[str, Any]]:
     """One table row per floor: ``attack`` and ``method`` name the floor, ``extra`` the

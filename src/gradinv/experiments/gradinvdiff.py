@@ -211,9 +211,10 @@ def table1(
 def _floors(
     case: Case, plane: Plane, settings: dict[str, Any], prior: str, seed: int
 ) -> dict[str, torch.Tensor]:
-    """The floors of ``case``'s private images; the prior sample uses GradInvDiff's steps."""
+    """The floors of ``case``'s private images, from the public images of the same plane; the
+    prior sample uses GradInvDiff's steps."""
     steps = settings["attacks"].get("gradinvdiff", {}).get("steps", 100)
-    return floor_images(case.images, plane.dataset, prior, seed, steps)
+    return floor_images(case.images, plane.dataset, prior, seed, steps, label=plane.label)
 
 
 def summarise(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
