@@ -39,6 +39,10 @@ def test_survey_tables_carry_the_data_floors_and_the_verdicts_ignore_them():
         assert (rows["defense"] == "none").all() and (rows["dataset"] == "natural_color").all()
         assert all(math.isfinite(p) and p > 0 for p in rows["psnr"])
         assert (rows["seconds"] == 0).all()
+    _, noise_table = survey.defense_sweep(
+        SURVEY_TINY, "cifar_like", "dlg", "dp_gaussian", "variance", [1e-1]
+    )
+    assert list(noise_table["attack"].iloc[-2:]) == floors and noise_table["level"].iloc[-1] != 0
     pivot = sweep.pivot_table(index="attack", columns="defense", values="psnr")
     assert set(floors) <= set(pivot.index)
 

@@ -10,7 +10,7 @@ first dataset present of a list (real data first, then embedded stand-ins), and 
 driver reports which one it used.
 
 The attacked images are private: they come from a dataset's ``train`` split (never
-``public``). The reconstruction tables (Figs. 3-4 and the attack x defense table) carry,
+``public``). The reconstruction tables (Figs. 3-7 and the attack x defense table) carry,
 per set of target images, the two data floors of :mod:`gradinv.experiments.floors`
 (``public mean``, ``nearest public``; the survey's attacks use no prior): what an attacker
 gets from the public split without any gradient. A leak counts only above them; the
@@ -128,6 +128,7 @@ def fig5(settings: dict[str, Any], seed: int = 0, device: str = "cpu"):
         row = [frames.get(s, run.reconstruction.images) for s in snaps]
         grids[name] = torch.cat(row)
         rows.append(run.row(dataset=dataset, variant=name))
+    rows += [{**r, "variant": r["attack"]} for r in data_floors(case.images, dataset, seed)]
     return {"ground truth": case.images.cpu(), **grids}, snaps, pd.DataFrame(rows)
 
 
@@ -141,7 +142,8 @@ def defense_sweep(
     seed: int = 0,
     device: str = "cpu",
 ) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
-    """Attack one image through ``defense`` at each ``option`` level (Figs. 6-7)."""
+    """Attack one image through ``defense`` at each ``option`` level (Figs. 6-7), then the
+    data floors of that image."""
     dataset = dataset_for(role, settings)
     case = build_case(dataset, settings["attack_model"], settings["size"], 1, seed, device=device)
     images, rows = {"ground truth": case.images.cpu()}, []
@@ -155,6 +157,7 @@ def defense_sweep(
         )
         images[f"{option}={level:g}"] = run.reconstruction.images
         rows.append(run.row(dataset=dataset, level=level))
+    rows += data_floors(case.images, dataset, seed)  # no level: they see no gradient
     return images, pd.DataFrame(rows)
 
 
