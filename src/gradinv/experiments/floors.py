@@ -111,12 +111,17 @@ def is_floor(name: object) -> bool:
     return isinstance(name, str) and name in FLOORS
 
 
-def split_floors(table: pd.DataFrame, key: str = "method") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``table``'s attack rows and its floor rows (``key``: the column naming the method or
-    variant; a table without it has no floors)."""
+def floor_mask(table: pd.DataFrame, key: str = "method") -> pd.Series:
+    """Which rows of ``table`` are floors (``key``: the column naming the method or variant;
+    a table without it has none)."""
     if key not in table:
-        return table, table.iloc[:0]
-    floor = table[key].map(is_floor).astype(bool)
+        return pd.Series(False, index=table.index)
+    return table[key].map(is_floor).astype(bool)
+
+
+def split_floors(table: pd.DataFrame, key: str = "method") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``table``'s attack rows and its floor rows."""
+    floor = floor_mask(table, key)
     return table[~floor], table[floor]
 
 
@@ -130,6 +135,7 @@ __all__ = [
     "score_floors",
     "is_floor",
     "split_floors",
+    "floor_mask",
     "prior_sample",
     "public_images",
 ]

@@ -45,6 +45,7 @@ from gradinv.experiments.common import AttackRun, build_case, first_available, r
 from gradinv.experiments.floors import (
     NEAREST_PUBLIC,
     PRIOR_SAMPLE,
+    floor_mask,
     floor_rows,
     is_floor,
     split_floors,
@@ -231,11 +232,6 @@ def floors(
         steps=steps, lpips_net=settings.get("lpips", "alex"), **cell,
     )  # fmt: skip
     return [{**row, **kept} for row in rows]
-
-
-def floor_mask(df: pd.DataFrame) -> pd.Series:
-    """Which rows of ``df`` are floors."""
-    return df.index.isin(split_floors(df)[1].index)
 
 
 def attack_rows(df: pd.DataFrame) -> pd.DataFrame:
