@@ -153,10 +153,11 @@ print(study.pretrain_records[role].summary())
 #    - $N = |\max x / \max N^4 \cdot \alpha_N e^{r/R}|\,N^4$ (eqs. 17-18).
 # 5. *True local training* runs on $x + N$.
 #
-# Everything lives in `gradinv.shadow`, with the choices the paper leaves open documented in
-# its docstrings. Two of them: the text swaps $\alpha^{min}_{CAM}$ and $\alpha^{max}_{CAM}$
-# (we read min 0.1, max 0.5); $\mathcal R_{BN}$ compares against the batch statistics the
-# server can recover from the updated running statistics.
+# Everything lives in `gradinv.defenses.shadow` (registered as the data-level defense
+# `shadow`), with the choices the paper leaves open documented in its docstrings. Two of them:
+# the text swaps $\alpha^{min}_{CAM}$ and $\alpha^{max}_{CAM}$ (we read min 0.1, max 0.5);
+# $\mathcal R_{BN}$ compares against the batch statistics the server can recover from the
+# updated running statistics.
 #
 # **Fig. 5.** The maps of the first attacked client with more than one image, in round
 # `figure_round`.

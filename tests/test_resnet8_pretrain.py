@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from gradinv import models
+from gradinv.defenses.shadow.gradcam import default_layer, grad_cam_pp
 from gradinv.errors import GradInvError, MissingAssetError
 from gradinv.models.pretrain import (
     augment,
@@ -19,7 +20,6 @@ from gradinv.models.pretrain import (
     pretrained,
     replace_head,
 )
-from gradinv.shadow.gradcam import default_layer, grad_cam_pp
 
 
 @pytest.mark.parametrize(("channels", "size"), [(1, 8), (3, 16), (1, 32), (3, 33)])

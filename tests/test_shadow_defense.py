@@ -15,18 +15,18 @@ import gradinv.attacks as attacks
 from gradinv import data, models
 from gradinv.case import Observed
 from gradinv.defenses import ClientContext
-from gradinv.errors import GradInvError
-from gradinv.fl.client import client_gradient
-from gradinv.fl.rounds import run_federated
-from gradinv.metrics import psnr
-from gradinv.priors.gan import load_gan
-from gradinv.shadow.defense import (
+from gradinv.defenses.shadow.defense import (
     ShadowConfig,
     ShadowDefense,
     decode,
     momentum_update,
     split_generator,
 )
+from gradinv.errors import GradInvError
+from gradinv.fl.client import client_gradient
+from gradinv.fl.rounds import FederationConfig, run_federated
+from gradinv.metrics import psnr
+from gradinv.priors.gan import load_gan
 
 torch.set_num_threads(1)
 
@@ -196,7 +196,8 @@ def test_noised_images_in_unit_range_with_weaker_foreground_noise_under_cam(gan,
 def test_run_federated_image_transform_changes_the_server_update(gan, chest):
     x, y = chest
     model = _lenet()
-    plain = run_federated(model, [(x, y)], rounds=1, lr=1e-2, batch_sizes=4, progress=False)
+    one_round = FederationConfig(rounds=1, lr=1e-2, batch_sizes=4, progress=False)
+    plain = run_federated(model, [(x, y)], one_round)
     seen = []
 
     class Spy(ShadowDefense):
@@ -205,10 +206,7 @@ def test_run_federated_image_transform_changes_the_server_update(gan, chest):
             return super().__call__(images, labels, context)
 
     shadow = Spy(gan, client=0, config=ShadowConfig(**FAST))
-    guarded = run_federated(
-        model, [(x, y)], rounds=1, lr=1e-2, batch_sizes=4, progress=False,
-        image_transform=[shadow],
-    )  # fmt: skip
+    guarded = run_federated(model, [(x, y)], one_round, image_transform=[shadow])
     assert [s[:3] for s in seen] == [(0, 0, 1)] and isinstance(seen[0][3], nn.Module)
     with pytest.raises(GradInvError, match="one ShadowDefense per client"):
         shadow(x, y, _ctx(model, client=3))
@@ -217,7 +215,10 @@ def test_run_federated_image_transform_changes_the_server_update(gan, chest):
     assert any(not torch.equal(a, b) for a, b in zip(p0, p1, strict=True))
     with pytest.raises(GradInvError, match="image_transform must return"):
         run_federated(
-            model, [(x, y)], rounds=1, progress=False, image_transform=lambda im, lab, ctx: im[:1]
+            model,
+            [(x, y)],
+            FederationConfig(rounds=1, progress=False),
+            image_transform=lambda im, lab, ctx: im[:1],
         )
 
 

@@ -8,9 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradinv.errors import GradInvError
-from gradinv.models import build
-from gradinv.shadow import (
+from gradinv.defenses.shadow import (
     Config,
     absolute_noise,
     alpha_cam,
@@ -28,6 +26,8 @@ from gradinv.shadow import (
     relative_noise,
     sharpen,
 )
+from gradinv.errors import GradInvError
+from gradinv.models import build
 
 
 def _gen(seed: int = 0) -> torch.Generator:

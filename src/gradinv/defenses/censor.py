@@ -50,7 +50,7 @@ from torch.func import functional_call, vmap
 
 from gradinv.defenses.context import ClientContext, require_data
 from gradinv.errors import GradInvError
-from gradinv.matching import cross_entropy
+from gradinv.losses import cross_entropy
 
 ROUND_OFF = 1e-6  # relative: loss differences below this are float noise, not a gain
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from gradinv.errors import GradInvError
+
+if TYPE_CHECKING:
+    from gradinv.defenses.context import ClientContext
 
 KINDS = ("gaussian", "laplacian")
 
@@ -66,12 +70,15 @@ def apply(
     gradients: tuple[Tensor, ...],
     config: Config | None = None,
     generator: torch.Generator | None = None,
+    context: ClientContext | None = None,
 ) -> tuple[Tensor, ...]:
     """Add zero-mean Gaussian or Laplacian noise of ``config.variance`` to every entry.
 
     One draw of ``sum(numel)`` values covers all tensors (one kernel, not one per layer);
-    shapes, dtypes and devices are preserved.
+    shapes, dtypes and devices are preserved. ``context`` is unused (the noise is
+    data-free); it is accepted for the common defense signature.
     """
+    del context
     config = config or Config()
     gradients = tuple(gradients)
     if not gradients or config.variance == 0:

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from gradinv.errors import GradInvError
+
+if TYPE_CHECKING:
+    from gradinv.defenses.context import ClientContext
 
 SCOPES = ("layer", "global")
 
@@ -67,13 +71,14 @@ def apply(
     gradients: tuple[Tensor, ...],
     config: Config | None = None,
     generator: torch.Generator | None = None,
+    context: ClientContext | None = None,
 ) -> tuple[Tensor, ...]:
     """Zero the ``config.percent`` % smallest-magnitude entries (per tensor or globally).
 
-    ``generator`` is unused (pruning is deterministic); it is accepted for the common
-    defense signature. Shapes, dtypes and devices are preserved.
+    ``generator`` and ``context`` are unused (pruning is deterministic and data-free);
+    they are accepted for the common defense signature. Shapes, dtypes and devices are preserved.
     """
-    del generator
+    del generator, context
     config = config or Config()
     gradients = tuple(gradients)
     if not gradients:

@@ -31,11 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from gradinv.errors import GradInvError
+
+if TYPE_CHECKING:
+    from gradinv.defenses.context import ClientContext
 
 
 @dataclass(frozen=True)
@@ -99,14 +103,16 @@ def apply(
     gradients: tuple[Tensor, ...],
     config: Config | None = None,
     generator: torch.Generator | None = None,
+    context: ClientContext | None = None,
 ) -> tuple[Tensor, ...]:
     """Quantize every tensor with its layer's bit width, then dequantize (what the server
     sees) or, with ``config.dequantize=False``, return the integer codes as floats.
 
-    ``generator`` is unused (round-to-nearest is deterministic). Shapes, dtypes and
+    ``generator`` and ``context`` are unused (round-to-nearest is deterministic and
+    data-free). Shapes, dtypes and
     devices are preserved.
     """
-    del generator
+    del generator, context
     config = config or Config()
     gradients = tuple(gradients)
     out = []

@@ -158,7 +158,7 @@ class BasicBlock(nn.Module):
     """He et al. (CVPR 2016) basic residual block: two 3x3 conv+BN, ReLU after the sum;
     the shortcut is a 1x1 conv+BN when the shape changes, else identity. The shortcut is
     registered first so that the block's last ``nn.BatchNorm2d`` in module order is the
-    residual branch's ``bn2`` (what :func:`gradinv.shadow.gradcam.default_layer` picks)."""
+    residual branch's ``bn2`` (what :func:`gradinv.defenses.shadow.gradcam.default_layer` picks)."""
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()

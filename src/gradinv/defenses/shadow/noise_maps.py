@@ -32,8 +32,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from gradinv.defenses.shadow.gradcam import foreground_mask, normalize01
 from gradinv.errors import GradInvError
-from gradinv.shadow.gradcam import foreground_mask, normalize01
 
 SCHEDULES = ("increase", "fixed", "decrease")
 
@@ -199,7 +199,7 @@ def foreground_map(cam: Tensor, top: float = 0.3, temperature: float = 1.0) -> T
     background mass ``exp(0)``, and eq. 15 would then also lower the background, against
     the text ("the impact on foreground pixels within the noise map is reduced"). Like
     ``N^2`` and ``N^3`` it sums to 1 per map, so eq. 15 compares quantities of one scale.
-    ``cam`` is ``L^c`` in [0, 1], e.g. from :func:`gradinv.shadow.gradcam.grad_cam_pp`.
+    ``cam`` is ``L^c`` in [0, 1], e.g. from :func:`gradinv.defenses.shadow.gradcam.grad_cam_pp`.
     """
     mask = foreground_mask(cam, top)
     return sharpen(cam, temperature, mask=mask)

@@ -1,10 +1,19 @@
 """Shadow-model defense (shadow_defense.txt): Grad-CAM++ foreground maps and the noise maps
 N^1..N^4 -> N of Sec. 4.3 (eqs. 8-18), and the per-client shadow defense (Sec. 4.1-4.3:
-latent pre-training, pseudo local training, pseudo fine-tuning, eq. 6-7)."""
+latent pre-training, pseudo local training, pseudo fine-tuning, eq. 6-7).
 
-from gradinv.shadow.defense import ShadowConfig, ShadowDefense
-from gradinv.shadow.gradcam import bounding_box, default_layer, foreground_mask, grad_cam_pp
-from gradinv.shadow.noise_maps import (
+Registered as the data-level defense ``shadow``: ``gradinv.defenses.build_data("shadow",
+prior="gan-chest_xray-32", latent_epochs="80", schedule="fixed")`` builds one
+:class:`ShadowDefense` per client from :class:`ShadowConfig` (noise-map fields included)."""
+
+from gradinv.defenses.shadow.defense import ShadowConfig, ShadowDefense
+from gradinv.defenses.shadow.gradcam import (
+    bounding_box,
+    default_layer,
+    foreground_mask,
+    grad_cam_pp,
+)
+from gradinv.defenses.shadow.noise_maps import (
     SCHEDULES,
     Config,
     NoiseMaps,

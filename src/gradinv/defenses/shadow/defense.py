@@ -1,5 +1,5 @@
 """The shadow-model defense, one client's side (shadow_defense.txt, Sec. 4, Fig. 2; eqs. 6-7,
-noise eqs. 8-18 in :mod:`gradinv.shadow.noise_maps`; hyper-parameters Sec. 5.1).
+noise eqs. 8-18 in :mod:`gradinv.defenses.shadow.noise_maps`; hyper-parameters Sec. 5.1).
 
 A client keeps a *shadow model* ``f_s`` -- a GAN pretrained on public data of the same kind
 (Sec. 4.2 "Model-level training"; here :func:`gradinv.priors.gan.load_gan`, e.g. the shipped
@@ -72,14 +72,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gradinv.case import Observed
+from gradinv.defenses.shadow.gradcam import grad_cam_pp
+from gradinv.defenses.shadow.noise_maps import Config as NoiseConfig
+from gradinv.defenses.shadow.noise_maps import NoiseMaps, noise_map
 from gradinv.errors import GradInvError
 from gradinv.fl.rounds import local_train
 from gradinv.matching import GradientMatcher, Regulariser
-from gradinv.priors.gan import GanPrior, Generator
+from gradinv.options import INLINE
+from gradinv.priors.gan import GanPrior, Generator, load_gan
 from gradinv.regularisers import bn_statistics, l2_norm, total_variation
-from gradinv.shadow.gradcam import grad_cam_pp
-from gradinv.shadow.noise_maps import Config as NoiseConfig
-from gradinv.shadow.noise_maps import NoiseMaps, noise_map
 
 #: Sec. 5.1 per-client fine-tuning learning rates, clients 1-4 / 5-8 / 9 (0-based 0..8).
 PAPER_FINETUNE_LRS = (1e-3,) * 4 + (2e-3,) * 4 + (1e-4,)
@@ -113,7 +114,8 @@ class ShadowConfig:
     local_batch_size: int | None = None  # our option: one batch size for all (None: per client)
     cam_target: str = "label"  # our choice: Grad-CAM++ of the true class ("pred": argmax)
     cam_layer: str | None = None  # None: ResNet layer4, else the last Conv2d/BN (default_layer)
-    noise: NoiseConfig = field(default_factory=NoiseConfig)  # eqs. 8-18 (noise_maps.Config)
+    # eqs. 8-18 (noise_maps.Config); INLINE: its fields are options of this config too
+    noise: NoiseConfig = field(default_factory=NoiseConfig, metadata=INLINE)
     pretrain_latents: bool = True  # Table 3 "w/o PT z" when False: latents stay random
     finetune_shadow: bool = True  # Table 3 "w/o FT S" when False: theta_s never changes
     equalize: bool = True  # Table 3 "w/o Equ" when False (overrides noise.equalize)
@@ -487,6 +489,15 @@ class ShadowDefense:
         return noised.detach()
 
 
+def make(config: ShadowConfig, client: int = 0, *, prior: GanPrior | str) -> ShadowDefense:
+    """The registry's constructor: client ``client``'s :class:`ShadowDefense` with the shadow
+    model copied from ``prior`` (a :class:`~gradinv.priors.gan.GanPrior`, or the name or
+    folder of one for :func:`~gradinv.priors.gan.load_gan`)."""
+    if isinstance(prior, str):
+        prior = load_gan(prior)
+    return ShadowDefense(prior, client, config)
+
+
 __all__ = [
     "PAPER_BATCH_SIZES",
     "PAPER_FINETUNE_LRS",
@@ -495,6 +506,7 @@ __all__ = [
     "ShadowDefense",
     "batch_bn_targets",
     "decode",
+    "make",
     "momentum_update",
     "split_generator",
 ]
