@@ -3,8 +3,8 @@
 Runs the shadow-defense notebook's federation (nine clients, the profile's model, data and
 client sizes) for ``--rounds`` rounds per method and reports the mean seconds per round --
 all clients' local training, their defense and the aggregation, not the F1 evaluation --
-and the ratio to FedAvg. CUDA timings are synchronised by the defenses' own timers and
-``f1_macro`` (a host read) at the end of every round.
+and the ratio to FedAvg, as the round engine times them (``RoundRecord.train_seconds``; it
+synchronises CUDA before reading the clock).
 
     python benchmarks/bench_fl_round_defenses.py --profile smoke --rounds 2
     python benchmarks/bench_fl_round_defenses.py --profile paper --rounds 3 --device cuda

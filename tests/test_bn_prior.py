@@ -13,7 +13,7 @@ from gradinv import attacks
 from gradinv.attacks import bn_prior
 from gradinv.case import Observed
 from gradinv.errors import GradInvError
-from gradinv.fl.rounds import run_federated
+from gradinv.fl.rounds import FederationConfig, run_federated
 from gradinv.metrics import match_order, psnr
 
 torch.set_num_threads(1)
@@ -46,9 +46,8 @@ def bn_cnn(width: int = 32, seed: int = 0) -> nn.Module:
 def federated(n: int, batch_size: int):
     """One FedAvg round of one client holding ``n`` photos; its global model and update."""
     x, y = photos(n), torch.arange(n)
-    run = run_federated(
-        bn_cnn(), [(x, y)], rounds=1, batch_sizes=batch_size, keep_rounds=[1], progress=False
-    )
+    config = FederationConfig(rounds=1, batch_sizes=batch_size, keep_rounds=[1], progress=False)
+    run = run_federated(bn_cnn(), [(x, y)], config)
     return run.model_at(1), run.update(1, 0), x, y
 
 

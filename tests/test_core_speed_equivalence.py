@@ -16,9 +16,9 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 
 from gradinv.case import Case
 from gradinv.fl import observe
+from gradinv.losses import cross_entropy
 from gradinv.matching import (
     GradientMatcher,
-    cross_entropy,
     distance,
     distance_reference,
     layer_sums,

@@ -10,9 +10,16 @@ import torch
 
 from gradinv.case import Case
 from gradinv.defenses import build as build_defense
-from gradinv.fl import client_gradient, fedavg, local_update, observe
-from gradinv.fl.fedavg import evaluate, fedavg_rounds
-from gradinv.matching import cross_entropy
+from gradinv.fl import (
+    FederationConfig,
+    accuracy,
+    accuracy_evaluator,
+    client_gradient,
+    local_update,
+    observe,
+    run_federated,
+)
+from gradinv.losses import cross_entropy
 from gradinv.models import build as build_model
 
 
@@ -111,11 +118,8 @@ def test_fedavg_of_identical_clients_equals_a_single_clients_update():
     images, labels = _batch(8)
     single = local_update(model, images, labels, lr=0.05, epochs=2, batch_size=8)
     server = copy.deepcopy(model)
-    _, averaged, _ = next(
-        fedavg_rounds(
-            server, [(images, labels)] * 3, rounds=1, lr=0.05, local_epochs=2, batch_size=8
-        )
-    )
+    config = FederationConfig(rounds=1, lr=0.05, local_epochs=2, batch_sizes=8, progress=False)
+    averaged = run_federated(server, [(images, labels)] * 3, config).model
     assert _states_close(averaged.state_dict(), single)
 
 
@@ -126,9 +130,9 @@ def test_fedavg_weights_clients_by_their_data_size():
     s_small = local_update(model, *small, lr=0.1, batch_size=8)
     s_large = local_update(model, *large, lr=0.1, batch_size=8)
     server = copy.deepcopy(model)
-    _, averaged, states = next(
-        fedavg_rounds(server, [small, large], rounds=1, lr=0.1, batch_size=8)
-    )
+    config = FederationConfig(rounds=1, lr=0.1, batch_sizes=8, keep_rounds="all", progress=False)
+    run = run_federated(server, [small, large], config)
+    averaged, states = run.model, [run.client_model(1, k).state_dict() for k in range(2)]
     assert _states_close(states[0], s_small) and _states_close(states[1], s_large)
     weighted = {k: 0.25 * s_small[k] + 0.75 * s_large[k] for k in s_small}
     unweighted = {k: 0.5 * s_small[k] + 0.5 * s_large[k] for k in s_small}
@@ -151,18 +155,30 @@ def test_fedavg_with_two_clients_learns_an_easy_task():
     model = build_model("mlp3", 1, 2, 8)
     x, y = _two_class_task(128, seed=3)
     test = _two_class_task(200, seed=4)
-    before = evaluate(copy.deepcopy(model), *test)
+    before = accuracy(copy.deepcopy(model), *test)
     clients = [(x[:64], y[:64]), (x[64:], y[64:])]
-    result = fedavg(model, clients, test, rounds=5, lr=0.1, batch_size=16, progress=False)
-    assert len(result.accuracy) == 5
-    assert result.accuracy[-1] >= 95.0 and result.accuracy[-1] > before + 20, (
+    config = FederationConfig(  # the survey's FedAvg loop
+        rounds=5, lr=0.1, batch_sizes=16, aggregate="models", shuffle="shared", progress=False
+    )
+    run = run_federated(model, clients, config, evaluate=accuracy_evaluator(*test))
+    accuracies = [h["accuracy"] for h in run.history]
+    assert len(accuracies) == 5
+    assert accuracies[-1] >= 95.0 and accuracies[-1] > before + 20, (
         before,
-        result.accuracy,
+        accuracies,
     )
 
 
 def test_fedavg_leaves_the_global_model_in_its_training_mode():
     model = build_model("mlp3", 1, 2, 8).train()
     x, y = _two_class_task(16, seed=5)
-    fedavg(model, [(x, y)], (x, y), rounds=1, progress=False)
+    run = run_federated(
+        model,
+        [(x, y)],
+        FederationConfig(
+            rounds=1, batch_sizes=32, aggregate="models", shuffle="shared", progress=False
+        ),
+        evaluate=accuracy_evaluator(x, y),
+    )
     assert model.training
+    assert run.model.training  # the trained global model (the engine trains a copy)

@@ -3,6 +3,8 @@ training, kept rounds/updates and macro F1 (gradinv.fl.splits, gradinv.fl.rounds
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from sklearn.metrics import f1_score
@@ -12,7 +14,13 @@ import gradinv.defenses as defenses
 import gradinv.models as models
 from gradinv.errors import GradInvError
 from gradinv.fl.client import client_gradient
-from gradinv.fl.rounds import f1_evaluator, f1_macro, local_train, run_federated
+from gradinv.fl.rounds import (
+    FederationConfig,
+    f1_evaluator,
+    f1_macro,
+    local_train,
+    run_federated,
+)
 from gradinv.fl.splits import SHADOW_SPLIT, scaled_sizes, split_clients
 
 torch.set_num_threads(1)
@@ -66,7 +74,9 @@ def test_fedavg_one_local_step_equals_centralised_sgd_on_pooled_batch():
     sizes, lr = [2, 3, 5], 0.1
     clients = _clients(sizes)
     model = _lenet()
-    run = run_federated(model, clients, rounds=1, lr=lr, batch_sizes=sizes, progress=False)
+    run = run_federated(
+        model, clients, FederationConfig(rounds=1, lr=lr, batch_sizes=sizes, progress=False)
+    )
     pooled_x = torch.cat([x for x, _ in clients])
     pooled_y = torch.cat([y for _, y in clients])
     grads = client_gradient(model, pooled_x, pooled_y)  # mean loss over the 10 images
@@ -81,12 +91,16 @@ def test_scaffold_round_one_equals_fedavg_and_controls_follow_option_ii():
     clients = _clients(sizes, seed=1)
     model = _lenet(1)
     kw = dict(lr=lr, batch_sizes=batches, progress=False, seed=3)
-    fedavg = run_federated(model, clients, rounds=1, algorithm="fedavg", **kw)
-    one = run_federated(model, clients, rounds=1, algorithm="scaffold", keep_rounds="all", **kw)
+    fedavg = run_federated(model, clients, FederationConfig(rounds=1, algorithm="fedavg", **kw))
+    one = run_federated(
+        model, clients, FederationConfig(rounds=1, algorithm="scaffold", keep_rounds="all", **kw)
+    )
     for a, b in zip(_params(fedavg.model), _params(one.model), strict=True):
         torch.testing.assert_close(a, b, atol=1e-7, rtol=0)
 
-    two = run_federated(model, clients, rounds=2, algorithm="scaffold", keep_rounds="all", **kw)
+    two = run_federated(
+        model, clients, FederationConfig(rounds=2, algorithm="scaffold", keep_rounds="all", **kw)
+    )
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     c = [torch.zeros_like(p) for p in _params(model)]
     c_k = [[torch.zeros_like(p) for p in _params(model)] for _ in sizes]
@@ -127,7 +141,9 @@ def test_bn_statistics_are_sent_and_averaged_by_sample_count():
     )  # fmt: skip
     sizes = [2, 6]
     clients = _clients(sizes, seed=2)
-    run = run_federated(net, clients, 1, batch_sizes=sizes, keep_rounds=[1], progress=False)
+    run = run_federated(
+        net, clients, FederationConfig(1, batch_sizes=sizes, keep_rounds=[1], progress=False)
+    )
     for k, (x, _) in enumerate(clients):
         batch_mean = net[0](x).mean(dim=(0, 2, 3)).detach()
         sent = run.update(1, k).buffers
@@ -150,8 +166,8 @@ def test_step_defense_is_what_a_one_step_client_sends_and_sees_its_round():
 
     dp = defenses.build("dp_gaussian", variance=1e-2, seed=5)
     run = run_federated(
-        model, clients, rounds=3, batch_sizes=[1, 2], defense=[dp, record],
-        keep_rounds="all", progress=False,
+        model, clients, FederationConfig(rounds=3, batch_sizes=[1, 2], keep_rounds="all",
+        progress=False), defense=[dp, record],
     )  # fmt: skip
     # client 1 takes 2 steps per round, its defense sees 0-based rounds 0, 0, 1, 1, 2, 2
     assert [s[:3] for s in seen] == [(r, 3, 2) for r in (0, 0, 1, 1, 2, 2)]
@@ -176,8 +192,10 @@ def test_update_defense_transforms_the_mean_gradient_once_per_round():
         return tuple(0.5 * g for g in grads)
 
     kw = dict(rounds=2, lr=0.1, batch_sizes=2, keep_rounds="all", progress=False)
-    clean = run_federated(model, clients, **kw)
-    halved = run_federated(model, clients, defense=halve, defense_on="update", **kw)
+    clean = run_federated(model, clients, FederationConfig(**kw))
+    halved = run_federated(
+        model, clients, FederationConfig(defense_on="update", **kw), defense=halve
+    )
     assert [c[:2] for c in calls] == [(0, 4), (1, 4)]  # one call per round, all client data
     a, b = clean.update(1, 0), halved.update(1, 0)
     for g0, g1 in zip(a.gradients, b.gradients, strict=True):
@@ -194,8 +212,8 @@ def test_kept_rounds_and_updates_are_those_requested():
     model = _lenet(4)
     test_x, test_y = _data(20, seed=8)
     run = run_federated(
-        model, clients, rounds=4, batch_sizes=[2, 2, 1], keep_rounds=[1, 3],
-        keep_clients=[1], evaluate=f1_evaluator(test_x, test_y), eval_every=2, progress=False,
+        model, clients, FederationConfig(rounds=4, batch_sizes=[2, 2, 1], keep_rounds=[1, 3],
+        keep_clients=[1], eval_every=2, progress=False), evaluate=f1_evaluator(test_x, test_y),
     )  # fmt: skip
     assert sorted(run.global_states) == [1, 3]
     assert sorted(run.updates) == [(1, 1), (3, 1)]
@@ -212,6 +230,51 @@ def test_kept_rounds_and_updates_are_those_requested():
         run.update(1, 0)
     assert [h["round"] for h in run.history] == [2, 4]
     assert run.history[-1]["f1"] == pytest.approx(f1_macro(run.model, test_x, test_y))
+
+
+def test_every_round_record_carries_its_training_and_evaluation_wall_time():
+    clients = _clients([3, 2], seed=9)
+    test_x, test_y = _data(10, seed=10)
+    slow = 0.25  # far above the few milliseconds of a round's training here
+
+    def evaluate(model):
+        time.sleep(slow)  # evaluation time must land in eval_seconds, not in train_seconds
+        return f1_macro(model, test_x, test_y)
+
+    config = FederationConfig(rounds=3, batch_sizes=2, eval_every=2, progress=False)
+    run = run_federated(_lenet(5), clients, config, evaluate=evaluate)
+    assert [rec.round for rec in run.records] == [1, 2, 3]
+    assert all(rec.train_seconds > 0 for rec in run.records)
+    assert [rec.eval_seconds is not None for rec in run.records] == [False, True, True]
+    assert all(rec.eval_seconds >= slow for rec in run.records if rec.eval_seconds is not None)
+    assert all(rec.train_seconds < slow for rec in run.records)
+    assert [h["round"] for h in run.history] == [2, 3]
+    assert run.records[1].metrics == {"metric": run.history[0]["metric"]}
+    assert all(rec.lr == pytest.approx(1e-2) for rec in run.records)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("rounds", 0, "rounds must be an integer >= 1"),
+        ("lr", -0.1, "lr must be a finite number > 0"),
+        ("local_epochs", 0, "local_epochs must be an integer >= 1"),
+        ("batch_sizes", (4, 0), "batch_sizes must be one integer >= 1"),
+        ("eval_every", 0, "eval_every must be an integer >= 1"),
+        ("algorithm", "fedprox", "algorithm must be one of"),
+        ("keep_rounds", (0,), "keep_rounds are 'all' or rounds in 1..100"),
+        ("global_lr", float("nan"), "global_lr must be a finite number > 0"),
+    ],
+)
+def test_a_bad_federation_config_value_raises_a_one_line_gradinv_error(field, value, message):
+    with pytest.raises(GradInvError, match=message) as err:
+        FederationConfig(**{field: value})
+    assert "\n" not in str(err.value) and str(err.value).startswith("FederationConfig: ")
+
+
+def test_models_aggregation_takes_no_global_lr():
+    with pytest.raises(GradInvError, match="global_lr must be 1"):
+        FederationConfig(aggregate="models", global_lr=0.5)
 
 
 class _Oracle(nn.Module):

@@ -16,7 +16,7 @@ from gradinv.attacks.ggss_r import spherical_step
 from gradinv.errors import GradInvError
 from gradinv.experiments.common import build_case
 from gradinv.fl import observe
-from gradinv.matching import cross_entropy
+from gradinv.losses import cross_entropy
 from gradinv.metrics import psnr
 from gradinv.priors import load_prior
 from gradinv.vulnerability import orthonormal_directions, reconstruction_vulnerability

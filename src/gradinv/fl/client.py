@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from gradinv.case import Case, Observed
-from gradinv.matching import cross_entropy
+from gradinv.fl.rounds import local_train
+from gradinv.losses import cross_entropy
 
 
 def client_gradient(
@@ -74,22 +75,14 @@ def local_update(
     gradient_transform: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None,
 ) -> dict[str, Tensor]:
     """Train a copy of ``model`` with plain SGD for ``epochs`` local epochs and return its
-    new state dict (FedAvg client, McMahan et al. 2017). ``gradient_transform`` is applied
-    to every step's gradient (gradient-level defenses during training)."""
-    import copy
-
-    local = copy.deepcopy(model)
-    local.train()
-    params = [p for p in local.parameters() if p.requires_grad]
-    n = images.shape[0]
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size].to(images.device)
-            loss = cross_entropy(local(images[idx]), labels[idx])
-            grads = torch.autograd.grad(loss, params)
-            if gradient_transform is not None:
-                grads = gradient_transform(tuple(grads))
-            with torch.no_grad():
-                torch._foreach_add_(params, list(grads), alpha=-lr)
-    return {k: v.detach() for k, v in local.state_dict().items()}
+    new state dict (FedAvg client, McMahan et al. 2017): the client of
+    :func:`~gradinv.fl.rounds.local_train` seen as the model it ends with.
+    ``gradient_transform`` is applied to every step's gradient (gradient-level defenses
+    during training)."""
+    res = local_train(
+        model, images, labels, lr, epochs, batch_size, generator, defense=gradient_transform
+    )
+    trained = {**res.params, **res.buffers}
+    return {
+        k: trained[k] if k in trained else v.detach().clone() for k, v in model.state_dict().items()
+    }

@@ -33,19 +33,29 @@ gradient ``(1/K_k) sum_t g_t`` once after training, and the sent update is rebui
 itself is data-level (noise on images before "the real update", Sec. 4): pass it as
 ``image_transform(images, labels, context) -> images``, applied once per round to all of the
 client's images before its real local training (``context`` carries the global model, the
-0-based round, the rounds and the client index; see :mod:`gradinv.shadow.defense`).
+0-based round, the rounds and the client index; see :mod:`gradinv.defenses.shadow.defense`).
+
+An ``update_transform`` acts on the update ``delta_k`` itself, after local training (e.g.
+quantise it; the server dequantises before aggregating). The survey's FedAvg (gia_survey.txt,
+eq. 1-3, Table I) is ``FederationConfig(aggregate="models", shuffle="shared")``: the new global
+model is the weighted mean of the client models ``sum_k w_k y_k`` (eq. 3 as written; equal to
+``x + sum_k w_k delta_k`` up to float rounding) and one seeded generator shuffles all clients.
 
 Rounds are 1-based here (the paper's "1st, 25th, ..., 100th round"); the
 :class:`~gradinv.defenses.ClientContext` a defense receives has the 0-based ``round = r - 1``
 as its docstring specifies. Clients are 0-based indices into ``clients`` (paper client
-``k + 1``).
+``k + 1``). Every round leaves a :class:`RoundRecord` in :attr:`FederatedRun.records` with the
+wall time of its training (all clients, defenses, aggregation) and of its evaluation.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Sequence
+import math
+import numbers
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,12 +65,107 @@ from tqdm.auto import tqdm
 
 from gradinv.case import Observed
 from gradinv.errors import GradInvError
-from gradinv.matching import cross_entropy
+from gradinv.losses import cross_entropy
 
 Gradients = tuple[Tensor, ...]
 ALGORITHMS = ("fedavg", "scaffold")
 DEFENSE_ON = ("step", "update")
 WEIGHTINGS = ("samples", "steps", "uniform")
+AGGREGATES = ("updates", "models")
+SHUFFLES = ("client", "shared")
+
+
+# -- settings ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FederationConfig:
+    """The settings of one federation (:func:`run_federated`); the objects it runs on (model,
+    client data, defenses, schedule, evaluation) are arguments of :func:`run_federated`.
+
+    Sequences are stored as tuples; every number is checked here.
+    """
+
+    rounds: int = 100  # Sec. 5.1: 100 global rounds
+    algorithm: Literal["fedavg", "scaffold"] = "fedavg"  # Sec. 5.2, Tables 1-2
+    lr: float = 1e-2  # local SGD learning rate (Sec. 5.1: 1e-2)
+    local_epochs: int = 1  # local epochs per round (Sec. 5.1: "Local round ... 1")
+    batch_sizes: int | tuple[int, ...] = 4  # one for all clients or one per client
+    # (Sec. 5.1: 4,4,4,4,8,8,8,8,1)
+    defense_on: Literal["step", "update"] = "step"  # module docstring; paper silent
+    weighting: Literal["samples", "steps", "uniform"] = "samples"  # aggregation weights w_k:
+    # Sec. 3 "based on the number of local data"; "steps": NVFlare; "uniform": 1/N
+    global_lr: float = 1.0  # server step eta_g on the aggregated update (1: plain averaging)
+    aggregate: Literal["updates", "models"] = "updates"  # "updates": x + eta_g sum_k w_k
+    # delta_k (SCAFFOLD Alg. 1); "models": sum_k w_k y_k (survey eq. 3; needs global_lr = 1)
+    shuffle: Literal["client", "shared"] = "client"  # "client": client k shuffles with its
+    # own generator seeded seed * 100003 + k; "shared": one generator seeded with seed for
+    # all clients, drawn in client order (the survey's FedAvg loop)
+    seed: int = 0  # seeds the clients' shuffling
+    eval_every: int = 1  # evaluate after every eval_every rounds (and the last)
+    keep_rounds: tuple[int, ...] | Literal["all"] = ()  # 1-based rounds whose start-of-round
+    # global model and client updates are kept (memory: a state dict plus an update each)
+    keep_clients: tuple[int, ...] | None = None  # 0-based clients whose updates are kept
+    # (None: all)
+    progress: bool = True  # a tqdm bar over rounds
+
+    def __post_init__(self) -> None:
+        def fail(message: str) -> None:
+            raise GradInvError(f"FederationConfig: {message}")
+
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        for name, least in (("rounds", 1), ("local_epochs", 1), ("eval_every", 1), ("seed", None)):
+            given, value = getattr(self, name), _as_int(getattr(self, name))
+            if value is None or (least is not None and value < least):
+                bound = "" if least is None else f" >= {least}"
+                fail(f"{name} must be an integer{bound}; got {given!r}")
+            put(name, value)
+        for name in ("lr", "global_lr"):
+            value = getattr(self, name)
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not real or not 0 < value < math.inf:
+                fail(f"{name} must be a finite number > 0; got {value!r}")
+            put(name, float(value))
+        one = _as_int(self.batch_sizes)
+        batch = one if one is not None else _int_tuple(self.batch_sizes)
+        if not batch or min((batch,) if isinstance(batch, int) else batch) < 1:
+            given = self.batch_sizes
+            fail(f"batch_sizes must be one integer >= 1 or one per client; got {given!r}")
+        put("batch_sizes", batch)
+        for name, allowed in (
+            ("algorithm", ALGORITHMS), ("defense_on", DEFENSE_ON), ("weighting", WEIGHTINGS),
+            ("aggregate", AGGREGATES), ("shuffle", SHUFFLES),
+        ):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                fail(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        if self.aggregate == "models" and self.global_lr != 1.0:
+            fail(f"aggregate='models' averages models: global_lr must be 1; got {self.global_lr}")
+        if self.keep_rounds != "all":
+            keep = _int_tuple(self.keep_rounds)
+            if keep is None or any(not 1 <= r <= self.rounds for r in keep):
+                given = self.keep_rounds
+                fail(f"keep_rounds are 'all' or rounds in 1..{self.rounds}; got {given!r}")
+            put("keep_rounds", keep)
+        if self.keep_clients is not None:
+            keep = _int_tuple(self.keep_clients)
+            if keep is None or any(k < 0 for k in keep):
+                fail(f"keep_clients are None or 0-based client indices; got {self.keep_clients!r}")
+            put("keep_clients", keep)
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an ``int`` if it is an integer (Python or NumPy, not a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _int_tuple(values: Any) -> tuple[int, ...] | None:
+    """``values`` as a tuple of ``int``, or ``None`` when it is not an iterable of integers."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        return None
+    out = tuple(_as_int(v) for v in values)
+    return None if any(v is None for v in out) else out  # type: ignore[return-value]
 
 
 # -- what the server sees ----------------------------------------------------------------
@@ -124,6 +229,20 @@ class LocalResult:
     gradients: Gradients  # the mean (defended) gradient, trainable-parameter order
     buffers: dict[str, Tensor]  # buffers of the locally trained model
     num_steps: int
+    params: dict[str, Tensor]  # the sent model y per trainable parameter: the trained
+    # parameters themselves, or x + delta when an update-level defense rebuilt delta
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round of :func:`run_federated`, as the engine timed it."""
+
+    round: int  # 1-based
+    lr: float  # the local learning rate of the round
+    train_seconds: float  # wall time of the round's local training of all clients, their
+    # defenses, the aggregation and the kept copies (CUDA synchronised); not the evaluation
+    eval_seconds: float | None  # wall time of ``evaluate``; None: the round was not evaluated
+    metrics: dict[str, float] = field(default_factory=dict)  # what ``evaluate`` returned
 
 
 @dataclass
@@ -135,7 +254,8 @@ class FederatedRun:
         global_states: state dict of the global model at the *start* of each kept round
             (1-based), i.e. the model that round's clients trained on (CPU copies).
         updates: kept :class:`ClientUpdate` by ``(round, client)``.
-        history: one dict per evaluated round, ``{"round": r, **metrics}`` after round r.
+        records: one :class:`RoundRecord` per round: learning rate, training and evaluation
+            wall time, metrics.
         algorithm: ``"fedavg"`` or ``"scaffold"``.
         server_control: SCAFFOLD's final ``c`` (``None`` for FedAvg).
         client_controls: SCAFFOLD's final ``c_k`` per client (empty for FedAvg).
@@ -144,10 +264,19 @@ class FederatedRun:
     model: nn.Module
     global_states: dict[int, dict[str, Tensor]] = field(default_factory=dict)
     updates: dict[tuple[int, int], ClientUpdate] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
+    records: list[RoundRecord] = field(default_factory=list)
     algorithm: str = "fedavg"
     server_control: Gradients | None = None
     client_controls: list[Gradients] = field(default_factory=list)
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """One dict per evaluated round, ``{"round": r, **metrics}`` after round r."""
+        return [
+            {"round": rec.round, **rec.metrics}
+            for rec in self.records
+            if rec.eval_seconds is not None
+        ]
 
     def model_at(self, round: int) -> nn.Module:
         """The global model the clients of ``round`` (1-based) trained on, in eval mode."""
@@ -159,6 +288,18 @@ class FederatedRun:
         model = copy.deepcopy(self.model)
         model.load_state_dict(self.global_states[round])
         return model.eval()
+
+    def client_model(self, round: int, client: int) -> nn.Module:
+        """The model ``client`` sent in ``round`` as the server rebuilds it, in eval mode: the
+        round's global model plus the kept update, with the client's buffers."""
+        model, sent = self.model_at(round), self.update(round, client)
+        with torch.no_grad():
+            params = dict(model.named_parameters())
+            for name, d in sent.delta.items():
+                params[name].add_(d.to(params[name].device))
+            for name, buf in model.named_buffers():
+                buf.copy_(sent.buffers[name])
+        return model
 
     def update(self, round: int, client: int) -> ClientUpdate:
         """The kept update of ``client`` (0-based) in ``round`` (1-based)."""
@@ -300,10 +441,12 @@ def local_train(
             mean = _call_defense(defense, mean, context)
             sent = mean if control is None else tuple(torch._foreach_add(mean, control))
             delta = {nm: -steps * lr * s for nm, s in zip(names, sent, strict=True)}
+            trained = {nm: s + delta[nm] for nm, s in zip(names, start, strict=True)}
         else:
             delta = {nm: p.detach() - s for nm, p, s in zip(names, params, start, strict=True)}
+            trained = {nm: p.detach() for nm, p in zip(names, params, strict=True)}
     buffers = {k: b.detach().clone() for k, b in local.named_buffers()}
-    return LocalResult(delta, tuple(g.detach() for g in mean), buffers, steps)
+    return LocalResult(delta, tuple(g.detach() for g in mean), buffers, steps, trained)
 
 
 # -- evaluation --------------------------------------------------------------------------
@@ -341,17 +484,33 @@ def f1_evaluator(
     return evaluate
 
 
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 512) -> float:
+    """Top-1 accuracy (percent) of ``model`` on a test set (the survey's Table I metric); runs
+    in eval mode and restores the model's mode."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for s in range(0, images.shape[0], batch_size):
+            correct += (
+                model(images[s : s + batch_size]).argmax(1) == labels[s : s + batch_size]
+            ).sum()
+    model.train(was_training)
+    return 100.0 * float(correct) / images.shape[0]
+
+
+def accuracy_evaluator(
+    images: Tensor, labels: Tensor, batch_size: int = 512
+) -> Callable[[nn.Module], dict[str, float]]:
+    """An ``evaluate`` callback for :func:`run_federated`: ``{"accuracy": accuracy(...)}``."""
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        return {"accuracy": accuracy(model, images, labels, batch_size)}
+
+    return evaluate
+
+
 # -- server ------------------------------------------------------------------------------
-def _rounds_set(keep: Sequence[int] | str, rounds: int) -> set[int]:
-    if isinstance(keep, str):
-        if keep != "all":
-            raise GradInvError(f"keep_rounds is a list of rounds or 'all'; got {keep!r}")
-        return set(range(1, rounds + 1))
-    out = {int(r) for r in keep}
-    bad = sorted(r for r in out if not 1 <= r <= rounds)
-    if bad:
-        raise GradInvError(f"keep_rounds are 1-based rounds in 1..{rounds}; got {bad}")
-    return out
 
 
 def _per_client(value: Any, n: int, what: str) -> list:
@@ -365,71 +524,58 @@ def _per_client(value: Any, n: int, what: str) -> list:
 def run_federated(
     model: nn.Module,
     clients: Sequence[tuple[Tensor, Tensor]],
-    rounds: int = 100,
-    algorithm: Literal["fedavg", "scaffold"] = "fedavg",
-    lr: float = 1e-2,
-    batch_sizes: int | Sequence[int] = 4,
-    local_epochs: int = 1,
+    config: FederationConfig | None = None,
+    *,
     defense: Callable | Sequence[Callable | None] | None = None,
-    defense_on: Literal["step", "update"] = "step",
-    weighting: Literal["samples", "steps", "uniform"] = "samples",
-    global_lr: float = 1.0,
-    lr_schedule: Callable[[int], float] | None = None,
-    keep_rounds: Sequence[int] | str = (),
-    keep_clients: Sequence[int] | None = None,
-    evaluate: Callable[[nn.Module], float | dict[str, float]] | None = None,
-    eval_every: int = 1,
-    progress: bool = True,
-    seed: int = 0,
     image_transform: Callable | Sequence[Callable | None] | None = None,
+    update_transform: Callable | Sequence[Callable | None] | None = None,
+    lr_schedule: Callable[[int], float] | None = None,
+    evaluate: Callable[[nn.Module], float | dict[str, float]] | None = None,
 ) -> FederatedRun:
-    """Run ``rounds`` rounds of FedAvg or SCAFFOLD with full participation.
+    """Run ``config.rounds`` rounds of FedAvg or SCAFFOLD with full participation.
 
     Args:
         model: the initial global model (copied; the paper starts from ImageNet weights).
         clients: ``[(images_k, labels_k), ...]`` (e.g. :func:`~gradinv.fl.splits.split_clients`),
             moved to the model's device.
-        rounds: global rounds (Sec. 5.1: 100).
-        algorithm: ``"fedavg"`` or ``"scaffold"`` (Sec. 5.2, Tables 1-2).
-        lr: local SGD learning rate (Sec. 5.1: 1e-2).
-        batch_sizes: one per client or one for all (Sec. 5.1: 4,4,4,4,8,8,8,8,1).
-        local_epochs: local epochs per round (Sec. 5.1: 1).
-        defense: a defense for every client, or one per client (``None`` entries: none);
-            stateful per-client defenses need one object per client.
-        defense_on: ``"step"`` or ``"update"`` (module docstring).
-        weighting: aggregation weights ``"samples"`` (Sec. 3), ``"steps"`` (NVFlare) or
-            ``"uniform"``.
-        global_lr: server step ``eta_g`` on the aggregated update (1: plain averaging).
-        lr_schedule: ``lr_schedule(round) -> lr`` (1-based round); ``None``: constant ``lr``.
-            (The NVFlare recipe decays by 0.1 every 40 local epochs; the paper is silent.)
-        keep_rounds: 1-based rounds whose start-of-round global model and client updates are
-            kept, or ``"all"`` (memory: one state dict plus one update per kept client each).
-        keep_clients: 0-based clients whose updates are kept (``None``: all).
-        evaluate: called with the global model after every ``eval_every`` rounds (and the
-            last); a float is recorded as ``{"metric": value}``. See :func:`f1_evaluator`.
-        progress: show a tqdm bar over rounds.
-        seed: seeds each client's shuffling (client ``k`` gets its own generator).
+        config: the settings (:class:`FederationConfig`; ``None``: its defaults).
+        defense: a gradient defense for every client, or one per client (``None`` entries:
+            none), applied as ``config.defense_on`` says; stateful per-client defenses need
+            one object per client.
         image_transform: a data-level defense for every client, or one per client (``None``
             entries: none), ``image_transform(images, labels, context) -> images`` applied to
             the client's images before each round's local training (:func:`local_train`);
             stateful ones (the shadow defense) need one object per client.
+        update_transform: a transform of what the client sends, for every client or one per
+            client: ``update_transform(delta, context) -> delta`` (or ``(delta) -> delta``)
+            on the update ``delta_k`` in trainable-parameter order, after local training and
+            any defense (e.g. quantise; the server aggregates the transformed update).
+        lr_schedule: ``lr_schedule(round) -> lr`` (1-based round); ``None``: constant
+            ``config.lr``. (The NVFlare recipe decays by 0.1 every 40 local epochs; the paper
+            is silent.)
+        evaluate: called with the global model after every ``config.eval_every`` rounds (and
+            the last); a float is recorded as ``{"metric": value}``. See :func:`f1_evaluator`
+            and :func:`accuracy_evaluator`.
+
+    Returns:
+        The run; its :attr:`~FederatedRun.records` time every round's training and evaluation.
     """
-    if algorithm not in ALGORITHMS:
-        raise GradInvError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
-    if weighting not in WEIGHTINGS:
-        raise GradInvError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}")
-    if defense_on not in DEFENSE_ON:
-        raise GradInvError(f"defense_on must be one of {DEFENSE_ON}; got {defense_on!r}")
+    from gradinv.defenses import ClientContext
+
+    cfg = FederationConfig() if config is None else config
+    if not isinstance(cfg, FederationConfig):
+        raise GradInvError(
+            f"run_federated takes its settings as a FederationConfig; got {type(cfg).__name__}"
+        )
     if not clients:
         raise GradInvError("run_federated needs at least one client")
-    if rounds < 1 or eval_every < 1:
-        raise GradInvError(f"need rounds >= 1 and eval_every >= 1; got {rounds}, {eval_every}")
-    n_clients = len(clients)
-    batch = [int(b) for b in _per_client(batch_sizes, n_clients, "batch_sizes")]
+    n_clients, rounds = len(clients), cfg.rounds
+    batch = [int(b) for b in _per_client(cfg.batch_sizes, n_clients, "batch_sizes")]
     defenses = _per_client(defense, n_clients, "defense")
     transforms = _per_client(image_transform, n_clients, "image_transform")
-    keep = _rounds_set(keep_rounds, rounds)
-    keep_k = set(range(n_clients)) if keep_clients is None else {int(k) for k in keep_clients}
+    sent_transforms = _per_client(update_transform, n_clients, "update_transform")
+    keep = set(range(1, rounds + 1)) if cfg.keep_rounds == "all" else set(cfg.keep_rounds)
+    keep_k = set(range(n_clients)) if cfg.keep_clients is None else set(cfg.keep_clients)
     if any(not 0 <= k < n_clients for k in keep_k):
         raise GradInvError(f"keep_clients are 0-based indices in 0..{n_clients - 1}")
 
@@ -437,16 +583,20 @@ def run_federated(
     device = next(glob.parameters()).device
     data = [(x.to(device), y.to(device)) for x, y in clients]
     names = [n for n, p in glob.named_parameters() if p.requires_grad]
-    gens = [torch.Generator().manual_seed(seed * 100_003 + k) for k in range(n_clients)]
-    scaffold = algorithm == "scaffold"
+    if cfg.shuffle == "shared":
+        gens = [torch.Generator().manual_seed(cfg.seed)] * n_clients
+    else:
+        gens = [torch.Generator().manual_seed(cfg.seed * 100_003 + k) for k in range(n_clients)]
+    scaffold = cfg.algorithm == "scaffold"
     params = [p for p in glob.parameters() if p.requires_grad]
     c = [torch.zeros_like(p) for p in params] if scaffold else None
     c_k = [[torch.zeros_like(p) for p in params] for _ in range(n_clients)] if scaffold else []
-    run = FederatedRun(model=glob, algorithm=algorithm)
+    run = FederatedRun(model=glob, algorithm=cfg.algorithm)
 
-    bar = tqdm(range(1, rounds + 1), desc=algorithm, disable=not progress)
+    bar = tqdm(range(1, rounds + 1), desc=cfg.algorithm, disable=not cfg.progress)
     for r in bar:
-        lr_r = float(lr_schedule(r)) if lr_schedule is not None else lr
+        began = time.perf_counter()
+        lr_r = float(lr_schedule(r)) if lr_schedule is not None else cfg.lr
         if r in keep:
             run.global_states[r] = {
                 k: v.detach().cpu().clone() for k, v in glob.state_dict().items()
@@ -456,13 +606,19 @@ def run_federated(
             control = None
             if scaffold:
                 control = tuple(torch._foreach_sub(c, c_k[k]))
-            results.append(
-                local_train(
-                    glob, x, y, lr_r, local_epochs, batch[k], gens[k], defenses[k],
-                    defense_on, r - 1, rounds, control, transforms[k], k,
-                )
+            res = local_train(
+                glob, x, y, lr_r, cfg.local_epochs, batch[k], gens[k], defenses[k],
+                cfg.defense_on, r - 1, rounds, control, transforms[k], k,
             )  # fmt: skip
-        weights = _weights(weighting, [x.shape[0] for x, _ in data], [s.num_steps for s in results])
+            if sent_transforms[k] is not None:
+                context = ClientContext.from_model(
+                    glob, images=x, labels=y, round=r - 1, rounds=rounds, client=k
+                )
+                res = _transform_sent(sent_transforms[k], res, context, lr_r, control)
+            results.append(res)
+        weights = _weights(
+            cfg.weighting, [x.shape[0] for x, _ in data], [s.num_steps for s in results]
+        )
         control_deltas: list[Gradients | None] = [None] * n_clients
         with torch.no_grad():
             if scaffold:
@@ -479,21 +635,55 @@ def run_federated(
                     cc + sum(d[i] for d in control_deltas) / n_clients  # type: ignore[index]
                     for i, cc in enumerate(c)
                 ]
-            _aggregate(glob, names, results, weights, global_lr)
+            _aggregate(glob, names, results, weights, cfg.global_lr, cfg.aggregate)
         for k, res in enumerate(results):
             if r in keep and k in keep_k:
                 run.updates[(r, k)] = _client_update(
                     k, r, res, data[k], batch[k], lr_r, control_deltas[k]
                 )
-        if evaluate is not None and (r % eval_every == 0 or r == rounds):
+        _synchronise(device)
+        train_seconds = time.perf_counter() - began
+        eval_seconds, metrics = None, {}
+        if evaluate is not None and (r % cfg.eval_every == 0 or r == rounds):
+            began = time.perf_counter()
             value = evaluate(glob)
+            _synchronise(device)
+            eval_seconds = time.perf_counter() - began
             metrics = value if isinstance(value, dict) else {"metric": float(value)}
-            run.history.append({"round": r, **metrics})
             bar.set_postfix({m: f"{v:.3f}" for m, v in metrics.items()})
+        run.records.append(RoundRecord(r, lr_r, train_seconds, eval_seconds, metrics))
     if scaffold:
         run.server_control = tuple(c)
         run.client_controls = [tuple(ck) for ck in c_k]
     return run
+
+
+def _synchronise(device: torch.device) -> None:
+    """Wait for queued CUDA work, so that a wall-time reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _transform_sent(
+    transform: Callable, res: LocalResult, context: Any, lr: float, control: Gradients | None
+) -> LocalResult:
+    """``res`` with its update replaced by ``transform(delta, context)``: the sent model
+    ``x + delta`` and the equivalent mean gradient ``-delta / (K lr) + c_k - c`` follow it."""
+    names = list(res.delta)
+    with torch.no_grad():
+        sent = _call_defense(transform, tuple(res.delta.values()), context)
+        if len(sent) != len(names):
+            raise GradInvError(
+                f"update_transform returned {len(sent)} tensors for {len(names)} parameters"
+            )
+        glob = dict(context.model.named_parameters())
+        delta = dict(zip(names, sent, strict=True))
+        trained = {n: glob[n].detach() + d for n, d in delta.items()}
+        scale = -1.0 / (res.num_steps * lr)
+        grads = tuple(scale * d for d in sent)
+        if control is not None:
+            grads = tuple(g - cc for g, cc in zip(grads, control, strict=True))
+    return LocalResult(delta, grads, res.buffers, res.num_steps, trained)
 
 
 def _weights(weighting: str, samples: list[int], steps: list[int]) -> list[float]:
@@ -508,14 +698,22 @@ def _aggregate(
     results: list[LocalResult],
     weights: list[float],
     global_lr: float,
+    aggregate: str = "updates",
 ) -> None:
-    """``x <- x + eta_g sum_k w_k delta_k``; buffers: weighted mean of the clients' buffers
-    (integer counters: the global counter plus the rounded weighted mean increment)."""
+    """``x <- x + eta_g sum_k w_k delta_k`` (``"updates"``) or ``x <- sum_k w_k y_k``
+    (``"models"``); buffers: weighted mean of the clients' buffers (integer counters: the
+    global counter plus the rounded weighted mean increment)."""
     state = glob.state_dict()
     for nm in names:
-        state[nm].add_(
-            sum(w * res.delta[nm] for w, res in zip(weights, results, strict=True)), alpha=global_lr
-        )
+        if aggregate == "models":
+            state[nm].copy_(
+                sum(w * res.params[nm] for w, res in zip(weights, results, strict=True))
+            )
+        else:
+            state[nm].add_(
+                sum(w * res.delta[nm] for w, res in zip(weights, results, strict=True)),
+                alpha=global_lr,
+            )
     for key, buf in glob.named_buffers():
         if buf.is_floating_point():
             buf.copy_(sum(w * res.buffers[key] for w, res in zip(weights, results, strict=True)))
@@ -558,6 +756,7 @@ def step_lr(step_size: int = 40, gamma: float = 0.1, lr: float = 1e-2) -> Callab
 
 
 __all__ = [
-    "ALGORITHMS", "ClientUpdate", "FederatedRun", "LocalResult",
-    "f1_evaluator", "f1_macro", "local_train", "run_federated", "step_lr",
+    "ALGORITHMS", "ClientUpdate", "FederatedRun", "FederationConfig", "LocalResult", "RoundRecord",
+    "accuracy", "accuracy_evaluator", "f1_evaluator", "f1_macro", "local_train", "run_federated",
+    "step_lr",
 ]  # fmt: skip

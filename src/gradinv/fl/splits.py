@@ -8,6 +8,7 @@ recipe (``research/quantifying-data-leakage``, README table "cxr_9clients"): 8, 
 training images for clients 1-4 and again for clients 5-8, one image for client 9 (1361 in
 all; the recipe's table says 1360). :data:`SHADOW_SPLIT` holds that table;
 :func:`split_clients` draws disjoint random subsets of those sizes from a pooled training set.
+:func:`partition_iid` is the survey's IID split into near-equal shards (gia_survey.txt, Table I).
 """
 
 from __future__ import annotations
@@ -91,4 +92,11 @@ def split_clients(
     return [(images[idx], labels[idx.to(labels.device)]) for idx in order.split(counts)]
 
 
-__all__ = ["SHADOW_SPLIT", "ClientSpec", "scaled_sizes", "split_clients"]
+def partition_iid(
+    n: int, num_clients: int, generator: torch.Generator | None = None
+) -> list[Tensor]:
+    """Split indices ``0..n-1`` into ``num_clients`` near-equal random shards."""
+    return list(torch.randperm(n, generator=generator).tensor_split(num_clients))
+
+
+__all__ = ["SHADOW_SPLIT", "ClientSpec", "partition_iid", "scaled_sizes", "split_clients"]
