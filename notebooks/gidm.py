@@ -117,7 +117,7 @@ fig = plots.image_grid(
 # ## The attack, step by step
 #
 # **Objective (eq. 2).** $\min_{\hat x_0} \mathrm{Dist}\big(\nabla_\theta \lVert \hat\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_{\hat t}}\,\hat x_0 + \sqrt{1-\bar\alpha_{\hat t}}\,\hat\epsilon, \hat t)\rVert^2,\ g\big)$
-# with the L2 distance (sec. 4.1). `gradinv.diffusion_matching.DenoisingMatcher` evaluates it
+# with the L2 distance (sec. 4.1). `gradinv.attacks.core.ddpm_matching.DenoisingMatcher` evaluates it
 # with one double backward through the victim UNet (the inner gradient w.r.t. $\theta$ with
 # `create_graph`, the outer one only w.r.t. what is optimised).
 #

@@ -83,7 +83,7 @@ for role, planes in roles.items():
 # gives cosines within $10^{-10}$ of one). The labels $\hat y$ come first, from **RLU**
 # (Chen & Vikalo, ICML 2024): the output layer's update is linear in the batch's label counts
 # once each class's expected softmax is known, which RLU estimates from auxiliary public data;
-# `gradinv.labels.rlu_labels` solves that system by least squares. `oracle_labels: true` in
+# `gradinv.attacks.core.labels.rlu_labels` solves that system by least squares. `oracle_labels: true` in
 # the profile hands every attack the true labels instead.
 #
 # ## The diffusion prior (eqs. 3–4)

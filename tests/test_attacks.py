@@ -10,13 +10,13 @@ from skimage import data, transform
 
 from gradinv import attacks
 from gradinv.attacks import cpl, dlg, gradinversion, idlg, ig
+from gradinv.attacks.core.pixel import init_dummy, optimise_inputs
 from gradinv.case import Case
 from gradinv.errors import GradInvError
 from gradinv.fl import observe
 from gradinv.matching import GradientMatcher
 from gradinv.metrics import psnr
 from gradinv.models import build
-from gradinv.optimize import init_dummy, optimise_inputs
 
 
 def astronaut(size: int, channels: int) -> torch.Tensor:
@@ -135,11 +135,11 @@ def test_compact_curvature_memory_equals_the_two_loop_recursion_per_row():
     """Each row keeps its own newest ``size`` accepted pairs (a rejected pair leaves the
     row's memory as it was) and the compact product equals the recursion's, also after the
     ring of slots wraps."""
-    from gradinv.optimize import _CurvatureMemory
+    from gradinv.attacks.core.lbfgs import CurvatureMemory
 
     gen = torch.Generator().manual_seed(0)
     rows, dim, size = 3, 6, 3
-    mem = _CurvatureMemory(rows, dim, size, torch.zeros(1, dtype=torch.float64))
+    mem = CurvatureMemory(rows, dim, size, torch.zeros(1, dtype=torch.float64))
     kept: list[list] = [[] for _ in range(rows)]
     for step in range(9):
         s = torch.randn(rows, dim, generator=gen, dtype=torch.float64)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from gradinv.attacks import finetuned_diff
+from gradinv.attacks.core.diffusion import _cached_prior
 from gradinv.errors import GradInvError
 from gradinv.experiments.common import build_case
 from gradinv.fl import observe
-from gradinv.guided import _cached_prior
 from gradinv.metrics import psnr
 from gradinv.priors import load_prior, to_image
 from gradinv.priors.differentiable import ddim_generate
@@ -85,7 +85,7 @@ def test_finetuned_diff_leaves_the_cached_prior_untouched(prior_dir):
         prior=prior_dir, steps=3, iterations=2, lr=1e-2, distance="cosine", snapshot_every=1
     )
     rec = finetuned_diff.run(case.model, observe(case), config, lambda i, r: records.append(r))
-    assert [r["it"] for r in records] == [0, 1] and rec.extras["path"].steps == [0, 1, 2]
+    assert [r["iteration"] for r in records] == [0, 1] and rec.extras["path"].steps == [0, 1, 2]
     assert rec.images.shape == case.images.shape and torch.isfinite(rec.images).all()
     for k, v in cached.state_dict().items():
         assert torch.equal(v, before[k]), k

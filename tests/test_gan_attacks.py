@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from gradinv.attacks import ggl, gias, gifd
-from gradinv.cmaes import CMAES
+from gradinv.attacks.core.cmaes import CMAES
+from gradinv.attacks.core.gan import project_l1_ball
 from gradinv.errors import GradInvError
 from gradinv.experiments.common import build_case
 from gradinv.fl import observe
-from gradinv.gan_guided import project_l1_ball
 from gradinv.metrics import match_order, psnr
 from gradinv.priors.gan import GanTrainConfig, load_gan, train_gan
 

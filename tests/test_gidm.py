@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from gradinv import attacks, data, metrics
-from gradinv.case import Observed
-from gradinv.diffusion_matching import (
+from gradinv.attacks.core.ddpm_matching import (
     DenoisingMatcher,
     Secrets,
     initial_secrets,
     triple_optimise,
 )
+from gradinv.case import Observed
 from gradinv.errors import GradInvError
 from gradinv.fl.diffusion import denoising_loss, parameter_gradient, train_federated
 from gradinv.priors import load_prior

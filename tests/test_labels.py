@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from gradinv.attacks.core.labels import count_labels, idlg_label, infer_labels, yin_labels
 from gradinv.case import Case
 from gradinv.errors import GradInvError
 from gradinv.fl import observe
-from gradinv.labels import count_labels, idlg_label, infer_labels, yin_labels
 from gradinv.models import build
 
 

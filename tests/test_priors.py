@@ -318,7 +318,7 @@ def test_gamma_is_linear_from_one_at_t_max_to_zero():
 
 
 class QuadraticGuidance:
-    """A stand-in for :class:`gradinv.guided.Guidance`: ``D(x) = ||x - target||^2``; it
+    """A stand-in for :class:`gradinv.attacks.core.diffusion.Guidance`: ``D(x) = ||x - target||^2``; it
     records every point it is asked about."""
 
     def __init__(self, target: torch.Tensor):

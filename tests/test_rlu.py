@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gradinv import data
+from gradinv.attacks.core.labels import infer_labels, rlu_labels
 from gradinv.experiments.common import build_case
 from gradinv.fl import observe
-from gradinv.labels import infer_labels, rlu_labels
 
 
 # digits: 8 distinct labels; microscopy has 4 classes, so its batches of 8 repeat labels

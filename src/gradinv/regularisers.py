@@ -4,7 +4,7 @@ Each per-restart regulariser has the :data:`gradinv.matching.Regulariser` signat
 ``reg(x, aux) -> scalar`` with ``x`` one restart's dummy batch ``(B, C, H, W)`` and ``aux``
 the matcher's side outputs (``"logits"``, ``"bn_stats"``); they run inside ``vmap``, so they
 are pure tensor code. :func:`group_consistency` couples restarts and is therefore an
-``extra_grad`` of :func:`gradinv.optimize.optimise_inputs` instead.
+``extra_grad`` of :func:`gradinv.attacks.core.pixel.optimise_inputs` instead.
 """
 
 from __future__ import annotations

@@ -2,20 +2,21 @@
 ``run(model, observed, config=Config(), callback=None) -> Reconstruction``.
 
 ``ATTACKS`` maps names to modules; ``rgap`` is loaded lazily (it may be absent).
-:func:`run` builds a ``Config`` from keyword overrides, parsing strings (command line).
+:func:`run` builds a ``Config`` from keyword overrides, parsing strings (command line). Every
+``Config`` extends a typed base of :mod:`gradinv.attacks.core.options`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import types
-import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
+from gradinv import options
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
 
@@ -71,58 +72,17 @@ def get(name: str) -> types.ModuleType:
     return ATTACKS[key]
 
 
-def _parse(value: Any, annotation: Any, field: str) -> Any:
-    """Convert a command-line string to the field's annotated type."""
-    if not isinstance(value, str):
-        return value
-    hint = annotation if not isinstance(annotation, str) else None
-    args = typing.get_args(hint) if hint is not None else ()
-    text = str(annotation)
-    optional = type(None) in args or "None" in text
-    if optional and value.lower() in ("none", "null", ""):
-        return None
-    kinds = [a for a in args if a is not type(None)] if args else [hint]
-    names = [getattr(k, "__name__", str(k)) for k in kinds] if hint is not None else []
-    if hint is None:  # postponed annotation: use the string
-        names = [t.strip() for t in text.split("|") if t.strip() != "None"]
-    try:
-        if "bool" in names:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if "int" in names:
-            return int(float(value)) if float(value).is_integer() else int(value)
-        if "float" in names:
-            return float(value)
-    except ValueError:
-        raise GradInvError(
-            f"option {field}={value!r} is not a valid {' or '.join(names)}"
-        ) from None
-    return value
-
-
 def make_config(name: str, **overrides: Any) -> Any:
-    """``Config(**overrides)`` of attack ``name``, with strings parsed to the field types."""
-    module = get(name)
-    fields = {f.name: f for f in dataclasses.fields(module.Config)}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise GradInvError(
-            f"attack {name!r} has no option {', '.join(unknown)}; valid options: "
-            f"{', '.join(fields)}"
-        )
-    hints = typing.get_type_hints(module.Config)
-    parsed = {k: _parse(v, hints.get(k, fields[k].type), k) for k, v in overrides.items()}
-    return module.Config(**parsed)
+    """``Config(**overrides)`` of attack ``name``, with strings parsed to the field types
+    (:func:`gradinv.options.build`: an unknown option or a bad value is a one-line error)."""
+    return options.build(get(name).Config, overrides, f"attack {name!r}")
 
 
 def run(
     name: str,
     model: nn.Module,
     observed: Observed,
-    callback: Callable[[int, dict], None] | None = None,
+    callback: Callback | None = None,
     **overrides: Any,
 ) -> Reconstruction:
     """Run attack ``name`` with its paper defaults, overridden by ``overrides``."""

@@ -54,10 +54,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gradinv.attacks.core.options import LabelOptions, PixelOptions
+from gradinv.attacks.core.pixel import optimise_inputs, start, to_reconstruction
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
 from gradinv.matching import GradientMatcher, Regulariser
-from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 from gradinv.regularisers import bn_statistics
 
 BN_STATS = ("recovered", "recipe", "client", "global")
@@ -67,7 +69,7 @@ REQUIRED_META = ("lr", "num_steps", "bn_buffers")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LabelOptions, PixelOptions):
     iterations: int = 40_000  # recipe config_inversion.json "iterations": 40000
     restarts: int = 1  # recipe: one reconstruction per client update
     lr: float = 0.1  # recipe "lr": 1e-1 (Adam)
@@ -86,10 +88,6 @@ class Config:
     init: str = "auto"  # recipe start_rand=false: template image; auto = template if given
     boxed: bool = False  # recipe: no box constraint
     label_method: str = "auto"  # our choice: iDLG / label counts (recipe optimises soft targets)
-    seed: int = 0  # our choice
-    snapshot_every: int = 0  # our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 # -- what the server knows -----------------------------------------------------------------

@@ -17,26 +17,24 @@ from functools import partial
 
 from torch import nn
 
+from gradinv.attacks.core.options import LabelOptions, PixelOptions
+from gradinv.attacks.core.pixel import optimise_inputs, start, to_reconstruction
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 from gradinv.regularisers import output_label
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LabelOptions, PixelOptions):
     iterations: int = 300  # breaching wei.yaml: 300 L-BFGS steps
     restarts: int = 1  # Wei et al.: a single seed
     lr: float = 1.0  # breaching wei.yaml: L-BFGS step size 1
-    seed: int = 0  # our choice
     init: str = "patterned-16"  # Wei et al. patterned random seed; breaching wei.yaml
     alpha: float = 1.0  # survey eq. 7 weight; breaching wei.yaml task_regularization 1.0
     lbfgs_inner: int = 20  # torch.optim.LBFGS default max_iter
     boxed: bool = True  # breaching wei.yaml: boxed
     label_method: str = "auto"  # iDLG rule for B=1, counts for B>1
-    snapshot_every: int = 0  # our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(

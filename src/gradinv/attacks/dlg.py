@@ -13,23 +13,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gradinv.attacks.core.options import PixelOptions
+from gradinv.attacks.core.pixel import optimise_inputs, start, to_reconstruction
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(PixelOptions):
     iterations: int = 300  # DLG code: 300 optimizer.step() calls of L-BFGS
     restarts: int = 1  # DLG: one random initialisation
     lr: float = 1.0  # DLG code: torch.optim.LBFGS(lr=1)
-    seed: int = 0  # our choice
     init: str = "randn"  # DLG code: torch.randn for data and label; survey Alg. 1 line 1
     lbfgs_inner: int = 20  # torch.optim.LBFGS default max_iter, used by DLG's code
     boxed: bool = False  # DLG: unconstrained pixels
-    snapshot_every: int = 0  # our choice: no intermediate images unless asked
-    progress: bool = False  # our choice: quiet in library calls
-    device: str | None = None  # None: the model's device
 
 
 def run(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gradinv.attacks.core.ddpm_matching import PixelConfig, pixel_attack
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
-from gradinv.diffusion_matching import Callback, PixelConfig, pixel_attack
 from gradinv.priors.ddpm import DiffusionPrior
 
 

@@ -20,7 +20,7 @@ so this module implements the plausible reading below; every choice is ours (mar
        min_theta  D( grad_W L(f_W((x0(theta) + 1) / 2), y_hat), g_observed ),
 
    with ``D`` GGSS-R's Euclidean distance (Sec. 6.1; ``"l2"``, the default; ``"cosine"`` as in
-   IG) and labels ``y_hat`` inferred from the gradient (:func:`~gradinv.labels.infer_labels`,
+   IG) and labels ``y_hat`` inferred from the gradient (:func:`~gradinv.attacks.core.labels.infer_labels`,
    iDLG for one image). The parameter gradient is the vector-Jacobian product
    ``dD/dtheta = (dx0/dtheta)^T dD/dx0``: ``dD/dx0`` from the batched matcher (double
    backward through the victim only), then one backward pass through the DDIM chain.
@@ -41,29 +41,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from gradinv.attacks.core.diffusion import guided_start
+from gradinv.attacks.core.options import GuidedOptions
+from gradinv.attacks.core.progress import Callback, emit
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
-from gradinv.guided import guided_start
 from gradinv.matching import DISTANCES
-from gradinv.optimize import Callback
 from gradinv.priors import SamplePath, to_image
 from gradinv.priors.differentiable import ddim_generate
 
 
 @dataclass(frozen=True)
-class Config:
-    prior: str | None = None  # prior name "<dataset>-<size>" or folder
+class Config(GuidedOptions):
     steps: int = 10  # DDIM steps k of the generator; our choice: paper silent
     iterations: int = 100  # Adam steps on theta; our choice: paper silent
     lr: float = 1e-4  # Adam learning rate (fine-tuning scale); our choice: paper silent
     distance: str = "l2"  # Sec. 6.1 "Hyperparameters": Euclidean; "cosine" as in IG
-    seed: int = 0  # seeds x_T; our choice
     label_method: str = "auto"  # iDLG for B = 1, label counts for batches; our choice
-    aux_dataset: str | None = None  # RLU's auxiliary data when label_method="rlu"
-    aux_per_class: int = 32  # our choice
-    snapshot_every: int = 0  # keep the generated sample every n iterations; our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(
@@ -127,10 +121,9 @@ def run(
         for p, gr in zip(params, grads, strict=True):
             p.grad = gr
         opt.step()
-        record = {"it": it, "distance": d, "best": best_d}
+        record = {"iteration": it, "loss": d, "distance": d, "best": best_d}
         history.append(record)
-        if callback is not None:
-            callback(it, record)
+        emit(callback, record, to_image(x0.detach()), config.snapshot_every)
         bar.update()
         bar.set_postfix(distance=f"{d:.3g}")
     bar.close()

@@ -26,26 +26,20 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gradinv.attacks.core.diffusion import guided_start, reverse_process
+from gradinv.attacks.core.options import GuidedOptions
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
-from gradinv.guided import guided_start, reverse_process
-from gradinv.optimize import Callback
 
 
 @dataclass(frozen=True)
-class Config:
-    prior: str | None = None  # prior name "<dataset>-<size>" or folder
+class Config(GuidedOptions):
     steps: int | None = None  # reverse steps (None: all T = 1000, DDPM)
     gamma: float = 10.0  # eq. 5 guidance scale; ours, tuned on one train-split chest image
     normalize: bool = True  # unit-RMS guidance gradient per image; our choice
     guide_on: str = "x_t"  # "x_t" (eq. 5 literally) or "x0" (through eps_theta)
-    seed: int = 0  # our choice
     label_method: str = "rlu"  # GradInvDiff Sec. 2.1: labels by RLU for every attack
-    aux_dataset: str | None = None  # RLU's auxiliary labelled data (None: random probes)
-    aux_per_class: int = 32  # our choice
-    snapshot_every: int = 0  # our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(

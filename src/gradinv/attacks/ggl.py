@@ -3,7 +3,7 @@ Federated Learning via Generative Gradient Leakage", CVPR 2022), a GAN baseline 
 (Tables 3-5).
 
 GGL searches only the latent space of a pretrained generator, and without gradients through
-the victim: a gradient-free optimiser, CMA-ES (Hansen 2016; :mod:`gradinv.cmaes`), minimises
+the victim: a gradient-free optimiser, CMA-ES (Hansen 2016; :mod:`gradinv.attacks.core.cmaes`), minimises
 
     L(z) = D(grad(G(z)), g) + lambda_KL KL(q(z) || N(0, I))          (GGL eq. 6-7)
 
@@ -22,26 +22,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from gradinv.attacks.core.cmaes import CMAES
+from gradinv.attacks.core.gan import gan_start, latent_kld
+from gradinv.attacks.core.options import GanOptions
+from gradinv.attacks.core.progress import Callback, emit
 from gradinv.case import Observed, Reconstruction
-from gradinv.cmaes import CMAES
 from gradinv.errors import GradInvError
-from gradinv.gan_guided import gan_start, latent_kld
-from gradinv.optimize import Callback
 
 
 @dataclass(frozen=True)
-class Config:
-    gan: str | None = None  # GAN name "gan-<dataset>-<size>" or folder
+class Config(GanOptions):
     iterations: int = 800  # CMA-ES generations; GIFD configs (cma_budget: 800)
     population: int = 50  # candidates per generation; GIFD configs (num_sample: 50)
     sigma: float = 1.0  # initial CMA-ES step; our choice (nevergrad's CMA default 1)
     kld: float = 0.1  # KL regulariser weight; GIFD configs (KLD: 0.1 for BigGAN)
     distance: str = "cosine"  # GGL / GIFD code: cost_fn "sim" (cosine)
     tv: float = 0.0  # GGL uses no image prior beyond the GAN
-    seed: int = 0  # our choice
     label_method: str = "auto"  # GGL infers labels from the gradient (iDLG rule for B = 1)
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(
@@ -79,8 +76,7 @@ def run(
             "sigma": es.sigma,
         }
         history.append(rec)
-        if callback is not None:
-            callback(it, dict(rec))
+        emit(callback, rec, x[i], config.snapshot_every)
     if best_x is None:  # zero iterations: the starting latent
         with torch.no_grad():
             best_x = g.decode(z0[None])[0]

@@ -33,31 +33,26 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gradinv.attacks.core.diffusion import guided_start, reverse_process
+from gradinv.attacks.core.options import GuidedOptions
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
-from gradinv.guided import guided_start, reverse_process
-from gradinv.optimize import Callback
 from gradinv.priors import SamplePath, to_image
 
 
 @dataclass(frozen=True)
-class Config:
-    prior: str | None = None  # prior name "<dataset>-<size>" or folder (paper: FFHQ DDPM)
+class Config(GuidedOptions):
     steps: int = 100  # DDIM reverse steps; our choice (paper silent; DSG's default)
     eta: float = 1.0  # DDIM stochasticity of eq. 5; our choice (DSG's default)
     guidance_rate: float = 0.2  # g of eq. 17, Sec. 6.1 (Table 6 sweeps 0.01-0.8)
     refined: bool = True  # eq. 17 (True) or the deterministic eq. 16 step (False)
     distance: str = "l2"  # Sec. 6.1: Euclidean attack loss (direction identical for l2^2)
     interval: int = 1  # guide every `interval` steps; our choice (DSG's default 1)
-    seed: int = 0  # our choice
     label_method: str = "auto"  # our choice: iDLG for B = 1, count inference for batches
-    aux_dataset: str | None = None  # only for label_method="rlu"
-    aux_per_class: int = 32  # only for label_method="rlu"
-    snapshot_every: int = 0  # keep x_t and x0(x_t) every k steps (Fig. 5); our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.guidance_rate <= 1.0:
             raise GradInvError(f"guidance_rate must be in [0, 1], got {self.guidance_rate}")
         if self.eta <= 0:

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from torch import nn
 from torch.func import functional_call, vmap
 
+from gradinv.attacks.core.gan import adam_phase, gan_start
+from gradinv.attacks.core.options import GanOptions
+from gradinv.attacks.core.progress import Callback, emit
 from gradinv.case import Observed, Reconstruction
-from gradinv.gan_guided import adam_phase, gan_start
-from gradinv.optimize import Callback
 
 
 @dataclass(frozen=True)
-class Config:
-    gan: str | None = None  # GAN name "gan-<dataset>-<size>" or folder
+class Config(GanOptions):
     restarts: int = 4  # GIFD configs (restarts: 4)
     iterations: int = 1000  # latent phase; GIFD configs (max_iterations: 1000)
     lr: float = 0.03  # latent phase Adam lr; GIFD configs (lr: 0.03)
@@ -38,10 +38,7 @@ class Config:
     gias_lr: float = 1e-3  # our choice for a small DCGAN (GIFD uses 1e-5 for BigGAN)
     distance: str = "cosine"  # GIAS / GIFD code: cost_fn "sim" (cosine)
     tv: float = 1e-4  # GIFD configs (total_variation: 0.0001)
-    seed: int = 0  # our choice
     label_method: str = "auto"  # iDLG for B = 1, counts for B > 1 (GIAS assumes known labels)
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(
@@ -57,7 +54,8 @@ def run(
     latent = adam_phase(
         g, [g.latents(config.restarts)], lambda t: g.decode(t[0]),
         iterations=config.iterations, lr=config.lr, scheduler=config.scheduler,
-        history=history, callback=callback, progress=config.progress,
+        history=history, callback=callback, snapshot_every=config.snapshot_every,
+        progress=config.progress,
         desc="GIAS latent", phase="latent",
     )  # fmt: skip
     best = int(latent.losses.argmin())
@@ -78,12 +76,17 @@ def run(
 
     tuned = adam_phase(
         g, theta0, images, iterations=config.gias_iterations, lr=config.gias_lr,
-        history=history, callback=callback, progress=config.progress,
+        history=history, callback=callback, snapshot_every=config.snapshot_every,
+        progress=config.progress,
         desc="GIAS generator", phase="generator",
     )  # fmt: skip
     latent_loss, final = float(latent.losses[best]), tuned.images[0]  # GIAS returns phase 2
-    if callback is not None:
-        callback(len(history), {"loss": float(tuned.losses[0]), "images": final.cpu()})
+    emit(
+        callback,
+        {"iteration": len(history), "loss": float(tuned.losses[0])},
+        final,
+        final=True,
+    )
     return g.reconstruction(
         final,
         float(tuned.losses[0]),

@@ -15,7 +15,7 @@ them (the server sampled them), the client's noise ``eps`` and step ``t`` are se
   generative phase's output.
 * **Triple optimisation** (sec. 3.4) in both phases: ``x0``, ``eps^`` and ``t^`` with three
   Adam optimisers (lr 0.01), ``t^`` a relaxed ``1 x T`` softmax vector, ``eps^`` updated in
-  every second block of ``S = 50`` iterations (:func:`gradinv.diffusion_matching.
+  every second block of ``S = 50`` iterations (:func:`gradinv.attacks.core.ddpm_matching.
   triple_optimise`). The L2 distance (sec. 4.1: cosine "may cause exploding gradients").
 
 Switches give the paper's variants: ``generative=False`` (pixels from ``U[0, 1]``, sec. 3.4's
@@ -30,15 +30,17 @@ from typing import Any
 
 import torch
 
+from gradinv.attacks.core.ddpm_matching import reconstruction, setup, triple_optimise
+from gradinv.attacks.core.options import RunOptions
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
-from gradinv.diffusion_matching import Callback, reconstruction, setup, triple_optimise
 from gradinv.errors import GradInvError
 from gradinv.priors.ddpm import DiffusionPrior, to_image
 from gradinv.priors.differentiable import ddim_generate
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(RunOptions):
     prior: Any = None  # theta*: a DiffusionPrior or a prior name; None: the victim itself
     generative_iterations: int = 5000  # Fig. 3 / Fig. 7: r_g = 5000
     finetune_iterations: int = 1500  # Fig. 4 / Fig. 7: r_f = 1500
@@ -53,10 +55,6 @@ class Config:
     distance: str = "l2"  # sec. 4.1: L2
     generative: bool = True  # run the generative phase
     finetune: bool = True  # run the fine-tuning phase
-    seed: int = 0
-    snapshot_every: int = 0  # keep intermediate images every that many iterations (Fig. 7-9)
-    progress: bool = False
-    device: str | None = None
 
 
 def _prior(config: Config, victim: DiffusionPrior) -> DiffusionPrior:
@@ -78,7 +76,9 @@ def run(
     """Two-phase GIDM against one client's DDPM gradient; ``model`` is the victim DDPM."""
     if not (config.generative or config.finetune):
         raise GradInvError("GIDM needs at least one phase: set generative or finetune")
-    matcher, secrets = setup(model, observed, config, config.distance)
+    matcher, secrets = setup(
+        model, observed, config, config.distance, config.optimise_eps, config.optimise_t
+    )
     victim = matcher.victim
     gen = torch.Generator().manual_seed(config.seed)
     shape = (observed.batch_size, *observed.image_shape)

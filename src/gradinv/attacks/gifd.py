@@ -26,15 +26,15 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gradinv.attacks.core.gan import adam_phase, gan_start, l1_ball, spherical
+from gradinv.attacks.core.options import GanOptions
+from gradinv.attacks.core.progress import Callback, emit
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
-from gradinv.gan_guided import adam_phase, gan_start, l1_ball, spherical
-from gradinv.optimize import Callback
 
 
 @dataclass(frozen=True)
-class Config:
-    gan: str | None = None  # GAN name "gan-<dataset>-<size>" or folder
+class Config(GanOptions):
     restarts: int = 4  # GIFD configs_biggan.yml (restarts: 4)
     iterations: int = 1000  # Adam steps per round; GIFD configs (steps: 1000 each)
     lr: float = 0.1  # GIFD configs (lr_io: 0.1 for every round)
@@ -45,10 +45,7 @@ class Config:
     spherical: bool = True  # GIFD configs (project: true) for the latent round
     distance: str = "cosine"  # GIFD configs (cost_fn: sim_cmpr0, i.e. cosine)
     tv: float = 1e-4  # GIFD configs (total_variation: 0.0001)
-    seed: int = 0  # our choice
     label_method: str = "auto"  # iDLG for B = 1, counts for B > 1 (GIFD: iDLG labels)
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(
@@ -66,7 +63,8 @@ def run(
     history: list[dict] = []
     kw = dict(
         iterations=config.iterations, lr=config.lr, scheduler=config.scheduler,
-        history=history, callback=callback, progress=config.progress,
+        history=history, callback=callback, snapshot_every=config.snapshot_every,
+        progress=config.progress,
     )  # fmt: skip
     # round 0: the latent, on the sphere of its initial norm
     z0 = g.latents(config.restarts)
@@ -92,8 +90,8 @@ def run(
     best_layer = min(range(len(rounds)), key=layer_losses.__getitem__)
     best = rounds[best_layer]
     i = int(best.losses.argmin())
-    if callback is not None:
-        callback(len(history), {"loss": layer_losses[best_layer], "images": best.images[i].cpu()})
+    done = {"iteration": len(history), "loss": layer_losses[best_layer]}
+    emit(callback, done, best.images[i], final=True)
     return g.reconstruction(
         best.images[i],
         layer_losses[best_layer],

@@ -33,15 +33,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gradinv.attacks.core.diffusion import Guidance, guided_start, reverse_process
+from gradinv.attacks.core.options import GuidedOptions
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
-from gradinv.guided import Guidance, guided_start, reverse_process
-from gradinv.optimize import Callback
 
 
 @dataclass(frozen=True)
-class Config:
-    prior: str | None = None  # prior name "<dataset>-<size>" or folder
+class Config(GuidedOptions):
     steps: int | None = None  # reverse steps (None: all T = 1000, Sec. 2.2)
     amo_steps: int = 5  # Sec. 3: "5 iterations"
     amo_lr: float = 0.01  # Sec. 3: eta = 0.01 (Adam)
@@ -49,13 +49,7 @@ class Config:
     gani: bool = True  # Table 2 ablation "w/o GANI"
     include_start: bool = False  # our reading: mu* among the K iterates only
     respace_lr: bool = True  # ours: eta x T / steps when respaced (same AMO budget as T steps)
-    seed: int = 0  # our choice
     label_method: str = "rlu"  # Sec. 2.1: RLU (Chen and Vikalo 2024)
-    aux_dataset: str | None = None  # RLU's auxiliary labelled data (None: random probes)
-    aux_per_class: int = 32  # our choice
-    snapshot_every: int = 0  # our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def gamma_schedule(t: int, num_train_timesteps: int) -> float:

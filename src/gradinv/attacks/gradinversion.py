@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from gradinv.attacks.core.options import LabelOptions, PixelOptions
+from gradinv.attacks.core.pixel import optimise_inputs, start, to_reconstruction
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 from gradinv.regularisers import (
     bn_running_stats,
     bn_statistics,
@@ -31,11 +33,10 @@ from gradinv.regularisers import (
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LabelOptions, PixelOptions):
     iterations: int = 20_000  # breaching seethroughgradients.yaml (after Yin et al.): 20k
     restarts: int = 4  # our choice: the paper's number of seeds is not in the survey
     lr: float = 0.1  # breaching seethroughgradients.yaml: Adam, step size 0.1
-    seed: int = 0  # our choice
     init: str = "randn"  # breaching default init; survey Alg. 1 line 1
     tv: float = 1e-4  # breaching seethroughgradients.yaml total_variation 1e-4
     l2: float = 1e-6  # breaching seethroughgradients.yaml norm 1e-6
@@ -46,9 +47,6 @@ class Config:
     warmup: int = 50  # breaching: 50 warm-up steps
     langevin: float = 0.01  # breaching 0.01 (original 0.2 noted there as too large)
     label_method: str = "auto"  # Yin et al. Sec. 3.1 batch labels; count rule allows repeats
-    snapshot_every: int = 0  # our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(

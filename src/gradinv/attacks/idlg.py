@@ -1,9 +1,9 @@
 """iDLG: Improved Deep Leakage from Gradients (Zhao, Mopuri and Bilen, arXiv 2001.02610, 2020).
 
 iDLG first reads the ground-truth label off the sign of the last layer's gradient
-(:func:`gradinv.labels.idlg_label`; survey Algorithm 1, line 2) and then runs DLG's L2
+(:func:`gradinv.attacks.core.labels.idlg_label`; survey Algorithm 1, line 2) and then runs DLG's L2
 gradient matching (survey eq. 5) over the image only, with L-BFGS. For batches we use the
-batch label-count rule of :mod:`gradinv.labels` (iDLG itself is defined for B = 1).
+batch label-count rule of :mod:`gradinv.attacks.core.labels` (iDLG itself is defined for B = 1).
 """
 
 from __future__ import annotations
@@ -12,24 +12,22 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gradinv.attacks.core.options import LabelOptions, PixelOptions
+from gradinv.attacks.core.pixel import optimise_inputs, start, to_reconstruction
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LabelOptions, PixelOptions):
     iterations: int = 300  # iDLG code: 300 L-BFGS optimizer.step() calls
     restarts: int = 1  # iDLG: one random initialisation
     lr: float = 1.0  # iDLG code: torch.optim.LBFGS(lr=1)
-    seed: int = 0  # our choice
     init: str = "randn"  # iDLG code: torch.randn; survey Alg. 1 line 1
     lbfgs_inner: int = 20  # torch.optim.LBFGS default max_iter, as in iDLG's code
     boxed: bool = False  # iDLG: unconstrained pixels
     label_method: str = "auto"  # iDLG rule for B=1 (Sec. 3.1), count rule for batches
-    snapshot_every: int = 0  # our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(

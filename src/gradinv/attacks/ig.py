@@ -14,27 +14,25 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gradinv.attacks.core.options import LabelOptions, PixelOptions
+from gradinv.attacks.core.pixel import optimise_inputs, start, to_reconstruction
+from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, optimise_inputs, start, to_reconstruction
 from gradinv.regularisers import total_variation
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(LabelOptions, PixelOptions):
     iterations: int = 24_000  # Geiping et al. Sec. 5 / breaching invertinggradients.yaml
     restarts: int = 1  # breaching invertinggradients.yaml (num_trials: 1)
     lr: float = 0.1  # inversefed DEFAULT_CONFIG / breaching: Adam step size 0.1
-    seed: int = 0  # our choice
     init: str = "randn"  # inversefed / breaching: init randn; survey Alg. 1 line 1
     tv: float = 0.1  # inversefed total_variation=1e-1 (breaching 0.2 = 0.1 in the old TV)
     signed: bool = True  # inversefed/breaching: signed gradients ("hard")
     boxed: bool = True  # inversefed/breaching: clamp to the image range
     scheduler: str | None = "multistep"  # inversefed lr_decay: x0.1 at 3/8, 5/8, 7/8
     label_method: str = "auto"  # iDLG rule for B=1 (survey Alg. 1 line 2), counts for B>1
-    snapshot_every: int = 0  # our choice
-    progress: bool = False  # our choice
-    device: str | None = None  # None: the model's device
 
 
 def run(

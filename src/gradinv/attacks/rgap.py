@@ -54,14 +54,17 @@ sigmoid convs, three linear layers) and ``mlp3``/``mlp4``/``mlp5`` (analytic FC 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
+from gradinv.attacks.core.options import RunOptions
+from gradinv.attacks.core.placement import prepare
+from gradinv.attacks.core.progress import Callback, emit
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
 
@@ -72,13 +75,12 @@ _SUPPORTED_MODELS = "lenet, lenet7 (R-GAP recursion) and mlp3/mlp4/mlp5 (analyti
 
 
 @dataclass(frozen=True)
-class Config:
-    """R-GAP settings. The attack is closed form: nothing to tune but numerics."""
+class Config(RunOptions):
+    """R-GAP settings. The attack is closed form (paper, Sec. 3): no iterations, no restarts,
+    no randomness (``seed`` changes nothing), nothing to tune but numerics. One *iteration*
+    of the progress records is one inverted layer; only the last one is an image, so it is
+    the only record with ``images``."""
 
-    seed: int = 0  # our choice: unused (deterministic), kept for the shared interface
-    snapshot_every: int = 0  # ignored (no iterations); kept for the shared interface
-    iterations: int = 0  # unused: R-GAP is closed form (paper, Sec. 3)
-    restarts: int = 1  # closed form: one solution, no restarts
     act_eps: float = 1e-6  # our choice: clamp recovered sigmoid/tanh outputs before inverting
     # our choice: weight of the gradient-constraint rows against the forward-constraint rows;
     # None balances the two blocks' Frobenius norms. The official code stacks them unweighted
@@ -104,7 +106,7 @@ def run(
     model: nn.Module,
     observed: Observed,
     config: Config = Config(),
-    callback: Callable[[dict[str, Any]], None] | None = None,
+    callback: Callback | None = None,
 ) -> Reconstruction:
     """Recover the single private image behind ``observed`` in closed form (R-GAP).
 
@@ -116,6 +118,7 @@ def run(
             f"R-GAP recovers a single image but the batch size is {observed.batch_size}; "
             "attack a batch-size-1 update or use an optimisation attack (DLG, iDLG, IG)."
         )
+    model, observed = prepare(model, observed, config.device)
     observed.check_against(model)
     layers = _parse_chain(model, observed.image_shape)
     device = layers[0].module.weight.device
@@ -154,9 +157,12 @@ def run(
             "equations": m,
         }
         history.append(rec)
-        if callback is not None:
-            callback(rec)
+        last = index == 0
+        emit(callback, rec, x.reshape(1, *observed.image_shape) if last else None,
+             final=last)  # fmt: skip
+        bar.update()
 
+    bar = tqdm(total=first_fc + 1, desc="R-GAP layers", disable=not config.progress, leave=False)
     # Top of the recursion: the biased linear layer, inverted from its own gradient.
     dw, db = grads[first_fc]
     x = _linear_input_from_bias(dw, db, layers[first_fc].name)
@@ -193,6 +199,7 @@ def run(
         inputs[layer.name] = x.reshape(layer.in_shape).cpu()
         record(step, i, res, rank, n, m)
 
+    bar.close()
     image = x.reshape(1, *observed.image_shape)
     labels = observed.labels
     if labels is None and _has_bias(layers[-1]):

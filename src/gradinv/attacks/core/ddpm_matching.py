@@ -33,16 +33,18 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from gradinv.attacks.core.options import RunOptions
+from gradinv.attacks.core.pixel import init_dummy
+from gradinv.attacks.core.placement import prepare
+from gradinv.attacks.core.progress import Callback, emit
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
 from gradinv.fl.diffusion import denoising_loss
 from gradinv.matching import DISTANCES, distance, layer_sums
-from gradinv.optimize import init_dummy, prepare
 from gradinv.priors.ddpm import DiffusionPrior, from_image
 from gradinv.regularisers import total_variation
 
 Render = Callable[[Tensor], Tensor]
-Callback = Callable[[int, dict], None]
 
 
 class DenoisingMatcher:
@@ -225,8 +227,7 @@ def triple_optimise(
             "eps_step": eps_turn,
         }
         history.append(record)
-        if callback is not None:
-            callback(it, record)
+        emit(callback, record, images, snapshot_every)
     with torch.no_grad():
         final = render(z).clamp(0, 1)
     final_state = Secrets(eps.detach(), t.detach(), state.optimise_eps)
@@ -235,24 +236,29 @@ def triple_optimise(
 
 # -- attack plumbing shared by GIDM, DLG-dm and InvG-dm -----------------------------------
 def setup(
-    victim: DiffusionPrior, observed: Observed, config: object, distance: str
+    victim: DiffusionPrior,
+    observed: Observed,
+    options: RunOptions,
+    distance: str,
+    optimise_eps: bool = False,
+    optimise_t: bool = False,
 ) -> tuple[DenoisingMatcher, Secrets]:
-    """Place ``victim`` and ``observed`` on ``config.device``, build the matcher of eq. (2)
-    with ``distance`` and the starting secrets (``config.optimise_eps`` / ``config.optimise_t``
-    when the config has them; fixed otherwise)."""
+    """Place ``victim`` and ``observed`` on ``options.device``, build the matcher of eq. (2)
+    with ``distance`` and the starting secrets (seeded with ``options.seed``; ``eps^`` and
+    ``t^`` optimised or held fixed)."""
     if not isinstance(victim, DiffusionPrior):
         raise GradInvError(
             f"diffusion attacks take the victim DDPM as a DiffusionPrior (UNet + schedule); got "
             f"{type(victim).__name__}. Use FederatedDiffusion.victim(round)"
         )
-    victim, observed = prepare(victim, observed, getattr(config, "device", None))
+    victim, observed = prepare(victim, observed, options.device)
     matcher = DenoisingMatcher(victim, observed, distance)
     secrets = initial_secrets(
         observed,
         matcher.num_timesteps,
-        optimise_eps=getattr(config, "optimise_eps", False),
-        optimise_t=getattr(config, "optimise_t", False),
-        seed=config.seed,  # type: ignore[attr-defined]
+        optimise_eps=optimise_eps,
+        optimise_t=optimise_t,
+        seed=options.seed,
         device=victim.device,
     )
     return matcher, secrets
@@ -273,16 +279,12 @@ def reconstruction(result: TripleResult, history: list[dict], extras: dict) -> R
 
 
 @dataclass(frozen=True)
-class PixelConfig:
+class PixelConfig(RunOptions):
     """Settings of the pixel-space baselines (DLG-dm, InvG-dm; GIDM sec. 4.2)."""
 
     iterations: int = 6500  # our choice: GIDM's budget r_g + r_f (the paper gives none)
     lr: float = 0.01  # GIDM sec. 4.1: Adam, lr 0.01
     init: str = "randn"  # DLG and InvG: torch.randn
-    seed: int = 0
-    snapshot_every: int = 0
-    progress: bool = False
-    device: str | None = None
 
 
 def pixel_attack(

@@ -29,11 +29,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gradinv import data
+from gradinv.attacks.core.labels import infer_labels
+from gradinv.attacks.core.options import GuidedOptions
+from gradinv.attacks.core.placement import prepare_with_prior
+from gradinv.attacks.core.progress import Callback, emit, snapshot_due
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
-from gradinv.labels import infer_labels
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, prepare
 from gradinv.priors import DiffusionPrior, SamplePath, load_prior, to_image
 
 #: One reverse step ``t -> s`` of a guided sampler: ``step(i, t, s, x_t) -> (x_s, record)``.
@@ -87,31 +89,9 @@ class Guidance:
         return dist, g_xt, post
 
 
-def prepare_with_prior(
-    model: nn.Module,
-    observed: Observed,
-    device: str | None,
-    name: str,
-    loader: Callable[[str, str], Any],
-) -> tuple[nn.Module, Observed, Any]:
-    """Place model and gradients on ``device`` and load the generative prior ``name`` there
-    with ``loader(name, device)``; a clear error when it generates another image shape."""
-    model, observed = prepare(model, observed, device)
-    where = next(model.parameters()).device
-    prior = loader(name, str(where))
-    if prior.image_shape != tuple(observed.image_shape):
-        raise GradInvError(
-            f"prior {name!r} generates {prior.image_shape} images but the client's inputs are "
-            f"{tuple(observed.image_shape)}; use a prior trained at that size and number of "
-            "channels"
-        )
-    return model, observed, prior
-
-
-def guided_start(model: nn.Module, observed: Observed, config: Any) -> Guidance:
-    """Common opening of a guided attack (``config`` has ``prior``, ``device``, ``seed``,
-    ``label_method``, ``aux_dataset``, ``aux_per_class`` and optionally ``distance``, the
-    gradient distance: cosine unless it says otherwise)."""
+def guided_start(model: nn.Module, observed: Observed, config: GuidedOptions) -> Guidance:
+    """Common opening of a guided attack: prior, labels (``config.label_method``, RLU with
+    ``config.aux_dataset``), the matcher with ``config.distance`` and the seeded noise."""
     if not config.prior:
         raise GradInvError(
             "this attack needs a diffusion prior: pass prior='<dataset>-<size>' (see "
@@ -125,7 +105,7 @@ def guided_start(model: nn.Module, observed: Observed, config: Any) -> Guidance:
         c, h, _ = observed.image_shape
         aux = _aux(config.aux_dataset, h, c, config.aux_per_class)
     labels = infer_labels(observed, model, config.label_method, aux=aux)
-    matcher = GradientMatcher(model, observed, distance=getattr(config, "distance", "cosine"))
+    matcher = GradientMatcher(model, observed, distance=config.distance)
     gen = torch.Generator(device="cpu").manual_seed(int(config.seed))
     return Guidance(model, observed, prior, matcher, labels, gen)
 
@@ -142,7 +122,10 @@ def reverse_process(
     """Run ``step`` over the prior's respaced timesteps from ``x_T ~ N(0, I)`` to ``x_0``.
 
     The reconstruction is ``x_0`` in ``[0, 1]``; its ``loss`` is the final matching loss;
-    ``extras["path"]`` holds snapshots (every ``snapshot_every`` steps and the last one)."""
+    ``extras["path"]`` holds snapshots (every ``snapshot_every`` steps and the last one).
+    A step's progress record has ``iteration`` (the step index), ``t`` and ``loss``: the
+    matching distance ``D`` the step guided with (its ``distance``), NaN on a step that did
+    not guide."""
     b = guidance.observed.batch_size
     x = guidance.noise(torch.empty((b, *guidance.prior.image_shape), device=guidance.prior.device))
     ts = guidance.prior.timesteps(steps)
@@ -155,11 +138,10 @@ def reverse_process(
                 f"the guided sample became NaN/Inf at step t={t}; lower the guidance strength "
                 "or learning rate (the path so far is in the callback records)"
             )
-        record = {"it": i, "t": t, **record}
+        record = {"iteration": i, "t": t, "loss": record.get("distance", float("nan")), **record}
         history.append(record)
-        if callback is not None:
-            callback(i, record)
-        if s < 0 or (snapshot_every and i % snapshot_every == 0):
+        emit(callback, record, to_image(x), snapshot_every, final=s < 0)
+        if snapshot_due(i, snapshot_every, final=s < 0):
             path.steps.append(t)
             path.x.append(to_image(x).clamp(0, 1).cpu())
     final = to_image(x).clamp(0, 1)

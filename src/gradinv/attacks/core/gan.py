@@ -29,18 +29,19 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from gradinv.attacks.core.labels import infer_labels
+from gradinv.attacks.core.options import GanOptions
+from gradinv.attacks.core.pixel import lr_factor
+from gradinv.attacks.core.placement import prepare_with_prior
+from gradinv.attacks.core.progress import Callback, emit
 from gradinv.case import Observed, Reconstruction
 from gradinv.errors import GradInvError
-from gradinv.guided import prepare_with_prior
-from gradinv.labels import infer_labels
 from gradinv.matching import GradientMatcher
-from gradinv.optimize import Callback, lr_factor
 from gradinv.priors.gan import GanPrior, load_gan
 from gradinv.regularisers import total_variation
 
@@ -130,9 +131,9 @@ class GanGuidance:
         )
 
 
-def gan_start(model: nn.Module, observed: Observed, config: Any) -> GanGuidance:
-    """Common opening of a GAN-prior attack (``config`` has ``gan``, ``device``, ``seed``,
-    ``label_method``, ``distance``, ``tv``)."""
+def gan_start(model: nn.Module, observed: Observed, config: GanOptions) -> GanGuidance:
+    """Common opening of a GAN-prior attack: the GAN, the labels (``config.label_method``)
+    and the matcher with ``config.distance`` plus ``config.tv`` total variation."""
     if not config.gan:
         raise GradInvError(
             "this attack needs a GAN prior: pass gan='gan-<dataset>-<size>' (see "
@@ -142,8 +143,7 @@ def gan_start(model: nn.Module, observed: Observed, config: Any) -> GanGuidance:
         model, observed, config.device, str(config.gan), _cached_gan
     )
     labels = infer_labels(observed, model, config.label_method)
-    tv = float(getattr(config, "tv", 0.0))
-    regs = [(tv, total_variation)] if tv > 0 else []
+    regs = [(config.tv, total_variation)] if config.tv > 0 else []
     matcher = GradientMatcher(model, observed, distance=config.distance, regularisers=regs)
     return GanGuidance(model, observed, prior, matcher, labels, int(config.seed))
 
@@ -200,7 +200,7 @@ def latent_kld(tensors: list[Tensor]) -> Tensor:
 def stylegan_lr(scheduler: str | None, iterations: int) -> Callable[[int], float]:
     """GIFD's per-layer schedule (``get_lr``, from StyleGAN2's projector: cosine ramp-down over
     the last 25 %, linear ramp-up over the first 5 %); other names go to
-    :func:`gradinv.optimize.lr_factor`."""
+    :func:`gradinv.attacks.core.pixel.lr_factor`."""
     if scheduler != "rampdown":
         return lr_factor(scheduler, iterations)
 
@@ -235,13 +235,15 @@ def adam_phase(
     penalty: Penalty | None = None,
     history: list[dict] | None = None,
     callback: Callback | None = None,
+    snapshot_every: int = 0,
     progress: bool = False,
     desc: str = "GAN search",
     phase: str = "",
 ) -> PhaseResult:
     """Minimise the matching loss of ``make_images(tensors)`` (``(R, B, C, H, W)``) over
     ``tensors`` with Adam; each record (appended to ``history`` and sent to ``callback``) has
-    ``"iteration"``, ``"phase"``, ``"loss"`` (best restart), ``"distance"``, ``"losses"``."""
+    ``"iteration"``, ``"phase"``, ``"loss"`` (best restart), ``"distance"``, ``"losses"``, and
+    every ``snapshot_every`` iterations the best restart's ``"images"``."""
     params = [t.detach().clone().requires_grad_(True) for t in tensors]
     opt = torch.optim.Adam(params, lr=lr)
     factor = stylegan_lr(scheduler, iterations)
@@ -256,7 +258,7 @@ def adam_phase(
         return images.detach(), loss, dist, grads
 
     for it in tqdm(range(iterations), desc=desc, disable=not progress, leave=False):
-        _, loss, dist, grads = evaluate()
+        images, loss, dist, grads = evaluate()
         if not torch.isfinite(loss).all():
             raise GradInvError(f"{desc}: the loss became NaN/Inf; lower the learning rate")
         best = int(loss.argmin())
@@ -268,8 +270,7 @@ def adam_phase(
             "losses": [float(v) for v in loss],
         }
         history.append(rec)
-        if callback is not None:
-            callback(start + it, dict(rec))
+        emit(callback, rec, images[best], snapshot_every)
         for group in opt.param_groups:
             group["lr"] = lr * factor(it)
         for p, g in zip(params, grads, strict=True):
