@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gradinv.cli import main, parse_options, read_images
+from gradinv.cli import main
+from gradinv.cli.common import parse_options
+from gradinv.data.files import read_images
 from gradinv.errors import GradInvError
 
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from gradinv import attacks, data, defenses, metrics, models
-from gradinv.case import Case, Reconstruction
+from gradinv import data, models, pipeline
+from gradinv.attacks.core.progress import Callback
+from gradinv.case import Case
 from gradinv.errors import GradInvError
-from gradinv.fl import observe
+from gradinv.pipeline import AttackRun
 from gradinv.utils import resolve_device, seed_everything
 
 
@@ -109,27 +108,6 @@ def build_case(
     return Case(net, images.to(dev), labels.to(dev), ds.num_classes, name=f"{dataset}/{model}")
 
 
-@dataclass
-class AttackRun:
-    """One attack on one case: the reconstruction, its metrics and the wall time."""
-
-    attack: str
-    defense: str
-    reconstruction: Reconstruction
-    metrics: dict[str, float]
-    seconds: float
-
-    def row(self, **extra: Any) -> dict[str, Any]:
-        """A flat table row."""
-        return {
-            "attack": self.attack,
-            "defense": self.defense,
-            **extra,
-            **self.metrics,
-            "seconds": self.seconds,
-        }
-
-
 def run_attack(
     case: Case,
     attack: str,
@@ -137,19 +115,18 @@ def run_attack(
     defense_options: dict[str, Any] | None = None,
     oracle_labels: bool = False,
     lpips_net: str | None = "alex",
-    callback: Callable[[int, dict], None] | None = None,
+    callback: Callback | None = None,
     **overrides: Any,
 ) -> AttackRun:
-    """Observe ``case`` through ``defense``, run ``attack`` on it and score the result."""
-    guard = defenses.build(defense, **(defense_options or {}))
-    observed = observe(case, guard, oracle_labels=oracle_labels)
-    start = time.perf_counter()
-    rec = attacks.run(attack, case.model, observed, callback=callback, **overrides)
-    seconds = time.perf_counter() - start
-    scores = metrics.evaluate(rec.images, case.images.cpu(), lpips_net=lpips_net)
-    label = defense if not defense_options else f"{defense}({_fmt(defense_options)})"
-    return AttackRun(attack, label, rec, scores, seconds)
-
-
-def _fmt(options: dict[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in options.items())
+    """Observe ``case`` through ``defense``, run ``attack`` (its Config overridden by
+    ``overrides``) on it and score the result: :func:`gradinv.pipeline.run`."""
+    return pipeline.run(
+        case,
+        attack,
+        defense,
+        defense_options=defense_options,
+        overrides=overrides,
+        oracle_labels=oracle_labels,
+        callback=callback,
+        lpips_net=lpips_net,
+    )

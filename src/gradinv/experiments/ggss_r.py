@@ -51,7 +51,7 @@ from gradinv.experiments.floors import (
     split_floors,
 )
 from gradinv.fl import observe
-from gradinv.matching import cross_entropy
+from gradinv.losses import cross_entropy
 from gradinv.priors import load_prior
 from gradinv.vulnerability import reconstruction_vulnerability
 

@@ -28,7 +28,7 @@ import torch
 from gradinv import data, defenses, models
 from gradinv.experiments.common import build_case, first_available, run_attack
 from gradinv.experiments.floors import floor_rows, split_floors
-from gradinv.fl.fedavg import fedavg, partition_iid
+from gradinv.fl import FederationConfig, accuracy_evaluator, partition_iid, run_federated
 from gradinv.utils import resolve_device, seed_everything
 
 PAPER = "gia_survey"
@@ -208,6 +208,17 @@ def table1(settings: dict[str, Any], seed: int = 0, device: str = "cpu") -> pd.D
     """
     cfg = settings["table1"]
     dev = resolve_device(device)
+    # the survey's FedAvg: eq. 3's mean of client models, one shuffling stream for all clients
+    federation = FederationConfig(
+        rounds=cfg["rounds"],
+        lr=cfg["lr"],
+        local_epochs=1,
+        batch_sizes=cfg["batch_size"],
+        aggregate="models",
+        shuffle="shared",
+        seed=seed,
+        progress=False,
+    )
     rows = []
     methods = {
         "Base FL": None,
@@ -236,26 +247,22 @@ def table1(settings: dict[str, Any], seed: int = 0, device: str = "cpu") -> pd.D
                 name, opts, where = spec
                 guard = defenses.build(name, seed=seed, **opts)
                 step, update = (guard, None) if where == "step" else (None, guard)
-            result = fedavg(
+            run = run_federated(
                 net,
                 clients,
-                (test.images.to(dev), test.labels.to(dev)),
-                rounds=cfg["rounds"],
-                lr=cfg["lr"],
-                local_epochs=1,
-                batch_size=cfg["batch_size"],
-                gradient_transform=step,
+                federation,
+                defense=step,
                 update_transform=update,
-                seed=seed,
-                progress=False,
+                evaluate=accuracy_evaluator(test.images.to(dev), test.labels.to(dev)),
             )
+            accuracy = [h["accuracy"] for h in run.history]
             rows.append(
                 {
                     "dataset_role": role,
                     "dataset": dataset,
                     "method": method,
-                    "accuracy": result.accuracy[-1],
-                    "best_accuracy": max(result.accuracy),
+                    "accuracy": accuracy[-1],
+                    "best_accuracy": max(accuracy),
                 }
             )
     return pd.DataFrame(rows)

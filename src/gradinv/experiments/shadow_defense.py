@@ -42,16 +42,22 @@ from torch import Tensor, nn
 
 from gradinv import attacks, data, defenses, metrics, plots
 from gradinv.case import Reconstruction
-from gradinv.defenses.image_noise import ImageNoise
+from gradinv.defenses.shadow import (
+    ShadowConfig,
+    ShadowDefense,
+    bounding_box,
+    foreground_mask,
+    grad_cam_pp,
+)
 from gradinv.errors import GradInvError
 from gradinv.experiments.common import first_available
 from gradinv.experiments.floors import FLOORS, floor_images, is_floor, public_images
-from gradinv.fl.rounds import FederatedRun, f1_macro, run_federated
+from gradinv.fl.rounds import FederatedRun, FederationConfig, f1_evaluator, run_federated
 from gradinv.fl.splits import SHADOW_SPLIT, split_clients
 from gradinv.models.pretrain import pretrain_with_record
+from gradinv.options import build as build_config
+from gradinv.options import option_hints
 from gradinv.priors.gan import GanPrior, load_gan
-from gradinv.shadow import ShadowConfig, ShadowDefense, bounding_box, foreground_mask, grad_cam_pp
-from gradinv.shadow.noise_maps import Config as NoiseConfig
 
 PAPER = "shadow_defense"
 #: attack kind -> registered attack (Sec. 5.2: model-based GIA of Jeon et al. = GIAS;
@@ -111,18 +117,16 @@ def method(settings: dict[str, Any], label: str) -> Method:
 
 
 def shadow_config(overrides: dict[str, Any], seed: int) -> ShadowConfig:
-    """A :class:`ShadowConfig` from profile overrides; noise-map fields go to its
-    ``noise`` (:class:`~gradinv.shadow.noise_maps.Config`)."""
-    own = {f.name for f in dataclasses.fields(ShadowConfig)}  # incl. the ablation switches
-    noise_fields = {f.name for f in dataclasses.fields(NoiseConfig)} - own
-    noise = {k: v for k, v in overrides.items() if k in noise_fields}
-    rest = {k: v for k, v in overrides.items() if k not in noise}
-    unknown = sorted(set(rest) - own)
+    """A :class:`ShadowConfig` from profile overrides, as the registry's ``shadow`` defense
+    builds it (:func:`gradinv.defenses.build_data`): noise-map fields go to its ``noise``
+    (:class:`~gradinv.defenses.shadow.noise_maps.Config`)."""
+    valid = option_hints(ShadowConfig, exclude=("seed",))  # incl. the noise-map fields
+    unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise GradInvError(
             f"unknown shadow setting(s) {unknown}; use ShadowConfig or noise_maps.Config fields"
         )
-    return ShadowConfig(noise=NoiseConfig(**noise), seed=seed, **rest)
+    return build_config(ShadowConfig, overrides, "the shadow defense", seed=seed)
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -301,40 +305,27 @@ class Study:
             opts = dict(m.defense)
             defense = defenses.build(opts.pop("name"), seed=self.seed, **opts)
         if m.image_noise is not None:
-            transform = ImageNoise(m.image_noise, seed=self.seed)
+            transform = defenses.build_data("image_noise", sigma=m.image_noise, seed=self.seed)
         if m.shadow is not None:
-            cfg = shadow_config(m.shadow, self.seed)
-            shadows = [ShadowDefense(self.gan(role), k, cfg) for k in range(n)]
+            shadow = defenses.build_data("shadow", prior=self.gan(role), seed=self.seed, **m.shadow)
+            shadows = [shadow.for_client(k) for k in range(n)]
             fig_round = int(self.settings.get("figure_round", 1))
             transform = [_Recorder(s, fig_round, snapshots) for s in shadows]
-        f1: list[tuple[int, float]] = []
-        stamps: list[float] = []
-        test_x, test_y = d.test
-
-        def evaluate(model: nn.Module) -> dict[str, float]:
-            stamps.append(time.perf_counter())
-            value = f1_macro(model, test_x, test_y)
-            f1.append((len(f1) + 1, value))
-            began = stamps[-1]
-            stamps[-1] = time.perf_counter() - began  # evaluation time, not the round's
-            stamps.append(began)
-            return {"f1": value}
-
-        initial = self.initial_model(role)  # pre-training (or its cache) is not a round
-        start = time.perf_counter()
-        run = run_federated(
-            initial, d.clients, rounds=self.rounds, algorithm=m.algorithm,
-            lr=float(fed["lr"]), batch_sizes=[c.batch_size for c in SHADOW_SPLIT][:n],
-            local_epochs=int(fed.get("local_epochs", 1)), defense=defense,
+        config = FederationConfig(
+            rounds=self.rounds, algorithm=m.algorithm, lr=float(fed["lr"]),
+            batch_sizes=[c.batch_size for c in SHADOW_SPLIT][:n],
+            local_epochs=int(fed.get("local_epochs", 1)),
             defense_on=fed.get("defense_on", "update"), weighting=fed.get("weighting", "samples"),
-            keep_rounds=self.attack_rounds, keep_clients=self.attack_clients, evaluate=evaluate,
-            progress=self.progress, seed=self.seed, image_transform=transform,
+            keep_rounds=self.attack_rounds, keep_clients=self.attack_clients,
+            progress=self.progress, seed=self.seed,
         )  # fmt: skip
-        round_seconds, last = [], start
-        for i in range(0, len(stamps), 2):
-            eval_s, began = stamps[i], stamps[i + 1]
-            round_seconds.append(began - last)
-            last = began + eval_s
+        initial = self.initial_model(role)  # pre-training (or its cache) is not a round
+        run = run_federated(
+            initial, d.clients, config, defense=defense, image_transform=transform,
+            evaluate=f1_evaluator(*d.test),
+        )  # fmt: skip
+        f1 = [(h["round"], h["f1"]) for h in run.history]
+        round_seconds = [rec.train_seconds for rec in run.records]  # the engine's own timing
         out = Federation(m, run, f1, round_seconds, shadows, snapshots)
         self.federations[key] = out
         return out
