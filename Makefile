@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch torchvision
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[data,priors,notebooks,test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[data,priors,notebooks,test,ray,slurm]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (gradinv)" >/dev/null
 	touch $(STAMP)
 
