@@ -4,7 +4,7 @@ this run" beside ``papermill_runs/gradinvdiff/reported.csv``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,12 +37,12 @@ def _image_key(settings: Mapping[str, Any], seed: int) -> tuple[Any, ...]:
 
 def _floor_rows(record: Record, **extra: Any) -> list[dict[str, Any]]:
     """The rows :func:`~gradinv.experiments.floors.score_floors` gave for this image."""
-    return [
-        {"attack": name, "defense": "none", **extra, "method": name, **record.metrics[name],
-         "seconds": 0.0}
-        for name in FLOORS
-        if name in record.metrics
-    ]  # fmt: skip
+    rows = []
+    for name in FLOORS:
+        if name in record.metrics:
+            row = {"attack": name, "defense": "none", **extra, "method": name}
+            rows.append({**row, **record.metrics[name], "seconds": 0.0})
+    return rows
 
 
 def _attack_rows(records: Sequence[Record], columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -202,14 +202,18 @@ def reported_index(reported: pd.DataFrame | None, table: str) -> dict[tuple[str,
     """``(row, column, metric) -> value`` of one table of ``reported.csv``."""
     rep = claims.load_reported(PAPER) if reported is None else reported
     rep = rep[rep["table"] == table]
-    return {
-        (r.row, r.column, r.metric): float(r.value)
-        for r in rep.itertuples(index=False)
-    }  # fmt: skip
+    return {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
 
 
-def _compare(ours: pd.DataFrame, paper: Mapping[tuple[str, str, str], float], keys: list[str],
-             row: str, column: Any) -> pd.DataFrame:  # fmt: skip
+def _compare(
+    ours: pd.DataFrame,
+    paper: Mapping[tuple[str, str, str], float],
+    keys: list[str],
+    row: str,
+    column: Callable[[Mapping[str, Any]], str | None],
+) -> pd.DataFrame:
+    """One line per row of ``ours`` that the paper reports: ``keys``, ``n``, then each
+    metric, paper beside run (the paper's row is ``ours[row]``, its column ``column(r)``)."""
     out = []
     for r in ours.to_dict("records"):
         col = column(r)
@@ -230,8 +234,9 @@ def compare_table1(df: pd.DataFrame, reported: pd.DataFrame | None = None) -> pd
     attacks_ = df[~df["method"].map(is_floor)]
     ours = summarise(attacks_, ["method", "role", "network"])
     ours["n"] = attacks_.groupby(["method", "role", "network"], sort=False).size().to_numpy()
-    out = _compare(ours, reported_index(reported, "Table 1"), ["method", "role", "network"],
-                   "method", lambda r: f"{r['role']}/{r['network']}")  # fmt: skip
+    paper = reported_index(reported, "Table 1")
+    keys = ["method", "role", "network"]
+    out = _compare(ours, paper, keys, "method", lambda r: f"{r['role']}/{r['network']}")
     return out.rename(columns={"role": "dataset"})
 
 

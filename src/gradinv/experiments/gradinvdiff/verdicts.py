@@ -127,10 +127,9 @@ def table2_claims(
         col = next((c for c in columns if c.endswith(f"/{net}")), "")
         for cid, text, pair, margin in T2_CLAIMS:
             if set(pair) <= arms:
-                reported_ = _reported_text(paper, "psnr", col, *pair)
-                claim = _exceeds(f"t2/{net}/{cid}", f"{text} (Table 2, {net})", pair, "psnr",
-                                 reported_, margin)  # fmt: skip
-                out.append((claim, table))
+                said = _reported_text(paper, "psnr", col, *pair)
+                where = f"{text} (Table 2, {net})"
+                out.append((_exceeds(f"t2/{net}/{cid}", where, pair, "psnr", said, margin), table))
         batches = table[table["variant"].isin(list(_BATCH))].copy()
         if batches["variant"].nunique() >= 2:
             batches["level"] = batches["variant"].map(_BATCH)
