@@ -136,6 +136,16 @@ def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, 
     assert not any(r.arrays for r in again if r.cell.settings.get("variant"))  # Table 2: none
 
 
+def test_a_recomputed_cell_gives_the_same_record_so_stores_merge_cleanly(profile, run, tmp_path):
+    store, records = run
+    cells = gid.table1_cells(profile)
+    fresh = run_cells(cells, tmp_path, progress=False)  # computed again, elsewhere
+    stored = {r.key: r for r in records}
+    assert all(r.same_as(stored[r.key]) for r in fresh)  # no timings among the metrics
+    report = RunStore(tmp_path).merge(store)
+    assert not report.conflicts and set(report.same) == {c.key for c in cells}
+
+
 # -- tables, figures, claims -------------------------------------------------------------------
 def test_tables_carry_the_floors_and_comparisons_leave_them_out(run):
     _, records = run

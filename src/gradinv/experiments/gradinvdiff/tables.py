@@ -47,7 +47,8 @@ def _floor_rows(record: Record, **extra: Any) -> list[dict[str, Any]]:
 
 def _attack_rows(records: Sequence[Record], columns: Sequence[str]) -> list[dict[str, Any]]:
     """One row per attack record (via :func:`engine.frame`): ``attack``, ``defense``, the
-    ``columns`` of the cell, the metrics and the attack's seconds."""
+    ``columns`` of the cell, the metrics and ``seconds``, the cell's wall time (victim,
+    observation, attack and scoring)."""
     if not records:
         return []
     df = frame(records)
@@ -65,7 +66,7 @@ def _attack_rows(records: Sequence[Record], columns: Sequence[str]) -> list[dict
                 "method": LABELS.get(value, value),
             }.get(col, value)
         row.update({m: r[m] for m in METRICS if m in r})
-        row["seconds"] = r["seconds"]
+        row["seconds"] = rec.seconds
         rows.append(row)
     return rows
 
