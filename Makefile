@@ -35,8 +35,10 @@ reproduce: assets
 unit: assets
 	$(BIN)/python -m pytest tests
 
+# an empty temporary run store: CI computes every notebook's cells from scratch
 nbval: assets
-	GRADINV_BLOCK_NETWORK=1 $(BIN)/python -m pytest -o addopts="" -p no:cacheprovider --nbval-lax notebooks/
+	store=$$(mktemp -d) && trap 'rm -rf "$$store"' EXIT && \
+	GRADINV_STORE=$$store GRADINV_BLOCK_NETWORK=1 $(BIN)/python -m pytest -o addopts="" -p no:cacheprovider --nbval-lax notebooks/
 
 test: unit nbval
 

@@ -1,45 +1,223 @@
-"""The GradInvDiff notebook's drivers on a tiny problem: floors in Tables 1-2, comparisons
-and claims that keep them apart from the attacks, and the generated summary."""
+"""The GradInvDiff notebook's drivers on a tiny problem: its typed profile, its cells in a run
+store (stable keys, a second run computes nothing), floors in Tables 1-2, comparisons with
+the paper's numbers that leave the floors out, claims in the four-verdict vocabulary and
+the generated summary."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from gradinv import options
+from gradinv.errors import GradInvError
+from gradinv.experiments import claims, profiles
 from gradinv.experiments import gradinvdiff as gid
+from gradinv.experiments.engine import RunStore, run_cells
 from gradinv.experiments.floors import FLOORS
 
+ROOT = Path(__file__).resolve().parents[1]
 
-@pytest.fixture
-def settings():
-    # the shipped 32 px chest prior (SSIM needs 11 px), a few steps, the cheap LeNet7
-    return {
-        "size": 32,
-        "images": 1,
-        "datasets": {"Acevedo-20": ["chest_xray"]},
-        "attacks": {"ig": {"iterations": 5}, "gradinvdiff": {"steps": 4}},
-        "table1": {"roles": ["Acevedo-20"], "networks": ["lenet7"], "methods": ["ig", "gradinvdiff"]},
-        "table2": {"role": "Acevedo-20", "networks": ["lenet7"], "images": 1,
-                   "variants": ["GradInvDiff", "batch 4"]},
-    }  # fmt: skip
+#: the shipped 32 px chest prior (SSIM needs 11 px), a few steps, the cheap LeNet7
+TINY = {
+    "size": 32,
+    "images": 1,
+    "datasets": {"Acevedo-20": ["chest_xray"]},
+    "attacks": {"ig": {"iterations": 5}, "ggdm": {"steps": 4}, "gradinvdiff": {"steps": 4}},
+    "table1": {"roles": ["Acevedo-20"], "networks": ["lenet7"], "methods": ["ig", "gradinvdiff"]},
+    "table2": {"role": "Acevedo-20", "networks": ["lenet7"], "images": 1,
+               "variants": ["GradInvDiff", "batch 4"]},
+    "fig2": {"role": "Acevedo-20", "network": "lenet7", "snapshots": 2},
+}  # fmt: skip
 
 
-def test_tables_carry_the_floors_and_comparisons_leave_them_out(settings):
-    t1, grid = gid.table1(settings)
+@pytest.fixture(scope="module")
+def profile() -> gid.Profile:
+    return options.build(gid.Profile, TINY, "tiny profile")
+
+
+def all_cells(profile: gid.Profile) -> list:
+    return [
+        *gid.sample_cells(profile),
+        *gid.fig2_cells(profile),
+        *gid.table1_cells(profile),
+        *gid.table2_cells(profile),
+    ]
+
+
+@pytest.fixture(scope="module")
+def run(profile, tmp_path_factory):
+    """The tiny grid computed once into a fresh store: (store, records)."""
+    store = RunStore(tmp_path_factory.mktemp("store"))
+    return store, run_cells(all_cells(profile), store, progress=False)
+
+
+# -- profile ----------------------------------------------------------------------------------
+def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
+    smoke = profiles.load(gid.PAPER, "smoke", gid.Profile, root=ROOT)
+    paper = profiles.load(gid.PAPER, "paper", gid.Profile, root=ROOT)
+    # table2.images defaults to "the profile's images" (the paper profile relies on it)
+    default = dataclasses.replace(gid.Profile(), table2=dataclasses.replace(gid.Table2(), images=3))
+    assert smoke == default
+    assert paper.size == 64 and paper.table2_images == paper.images == 8
+    assert paper.table1.networks == {"lenet7": None, "resnet18": None}
+    assert smoke.table1.networks == {"lenet7": None, "resnet18": ("Acevedo-20",)}
+    assert paper.prior.train_config("x", 64).block_out_channels == (64, 128, 128, 256)
+    lits = smoke.datasets["LiTS"][1].planes
+    assert [(p.dataset, p.label, p.name) for p in lits][0] == ("brain_mri", 0, "axial")
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (("  size: 32", "  sise: 32"), "sise"),  # a misspelt setting
+        (("  table1:\n", "  table1:\n    methds: [ig]\n"), "methds"),  # nested section
+        (("name: axial}", "nmae: axial}"), "nmae"),  # a LiTS plane
+        (("    ig: {iterations: 200}", "    ig: {iterashuns: 200}"), "iterashuns"),  # attack
+        (("seed: 0", "seeed: 0"), "seeed"),  # a top-level parameter
+    ],
+)
+def test_profile_rejects_an_unknown_key_naming_the_key_and_the_file(tmp_path, edit, key):
+    folder = tmp_path / "papermill_runs" / gid.PAPER
+    folder.mkdir(parents=True)
+    text = (ROOT / "papermill_runs" / gid.PAPER / "smoke.yaml").read_text()
+    assert edit[0] in text
+    (folder / "typo.yaml").write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(GradInvError) as err:
+        profiles.load(gid.PAPER, "typo", gid.Profile, root=tmp_path)
+    message = str(err.value)
+    assert key in message and "papermill_runs/gradinvdiff/typo.yaml" in message
+    assert "\n" not in message
+
+
+def test_profile_checks_roles_variants_and_methods():
+    with pytest.raises(GradInvError, match="table2.variants"):
+        options.build(gid.Profile, {"table2": {"variants": ["w/o AMOO"]}}, "p")
+    with pytest.raises(GradInvError, match="table1.methods"):
+        options.build(gid.Profile, {"table1": {"methods": ["gradinvdif"]}}, "p")
+    with pytest.raises(GradInvError, match="fig2.role"):
+        options.build(gid.Profile, {"fig2": {"role": "CheXpert"}}, "p")
+
+
+# -- cells --------------------------------------------------------------------------------------
+def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
+    keys = [c.key for c in all_cells(profile)]
+    again = options.build(gid.Profile, dict(reversed(list(TINY.items()))), "tiny profile")
+    assert keys == [c.key for c in all_cells(again)]  # same profile: same keys
+    assert set(keys).isdisjoint(c.key for c in gid.table1_cells(profile, seed=1))
+    more = dataclasses.replace(profile, attacks=options.build(
+        gid.AttackOverrides, {**TINY["attacks"], "ig": {"iterations": 6}}, "attacks"))  # fmt: skip
+    changed = [
+        a.key != b.key
+        for a, b in zip(gid.table1_cells(profile), gid.table1_cells(more), strict=True)
+    ]
+    assert changed == [True, False, False]  # the IG cell only (then GradInvDiff, the floors)
+    # the Table 2 floors of image 0 are Table 1's: one cell, computed once
+    t1 = {c.key for c in gid.table1_cells(profile) if c.kind == "floors"}
+    assert t1 == {c.key for c in gid.table2_cells(profile) if c.kind == "floors"}
+
+
+def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, capsys):
+    store, records = run
+    cells = all_cells(profile)
+    again = run_cells(cells, store, progress=True)
+    n = len(cells)
+    assert f"{n} of {n} cells from the store" in capsys.readouterr().err
+    assert all(a.same_as(b) for a, b in zip(records, again, strict=True))
+    pd.testing.assert_frame_equal(gid.table1_rows(records), gid.table1_rows(again))
+    pd.testing.assert_frame_equal(gid.table2_rows(records), gid.table2_rows(again))
+    kept = {r.key for r in again if r.arrays}
+    kinds = {r.cell.kind for r in again if r.key in kept}
+    assert kinds == {"samples", "paths", "attack", "floors"}
+    assert not any(r.arrays for r in again if r.cell.settings.get("variant"))  # Table 2: none
+
+
+def test_a_recomputed_cell_gives_the_same_record_so_stores_merge_cleanly(profile, run, tmp_path):
+    store, records = run
+    cells = gid.table1_cells(profile)
+    fresh = run_cells(cells, tmp_path, progress=False)  # computed again, elsewhere
+    stored = {r.key: r for r in records}
+    assert all(r.same_as(stored[r.key]) for r in fresh)  # no timings among the metrics
+    report = RunStore(tmp_path).merge(store)
+    assert not report.conflicts and set(report.same) == {c.key for c in cells}
+
+
+# -- tables, figures, claims -------------------------------------------------------------------
+def test_tables_carry_the_floors_and_comparisons_leave_them_out(run):
+    _, records = run
+    t1 = gid.table1_rows(records)
     floors = t1[t1["method"].isin(FLOORS)]
     assert sorted(floors["method"]) == sorted(FLOORS)  # once per private image
     assert all(math.isfinite(p) for p in floors["psnr"]) and (floors["seconds"] == 0).all()
-    assert set(FLOORS) <= set(grid["Acevedo-20"])  # Fig. 3 shows them beside the attacks
-    assert set(gid.compare_table1(t1)["method"]).isdisjoint(FLOORS)
+    assert list(t1.columns[:8]) == [
+        "attack", "defense", "role", "network", "dataset", "plane", "image", "method",
+    ]  # fmt: skip
+    grid = gid.fig3_grid(records)
+    assert list(grid["Acevedo-20"]) == ["ground truth", "IG", "GradInvDiff", *FLOORS]
+    cmp1 = gid.compare_table1(t1)
+    assert set(cmp1["method"]) == {"IG", "GradInvDiff"} and (cmp1["n"] == 1).all()
+    assert cmp1.loc[cmp1["method"] == "IG", "PSNR paper"].item() == pytest.approx(18.9)
 
-    claims = gid.table1_claims(t1)
-    first = claims.iloc[0]
-    assert first["claim"].startswith("GradInvDiff beats the floors")
-    assert "/1 cells" in first["this run"] and first["holds"] in (True, False)
-
-    t2 = gid.table2(settings)
+    t2 = gid.table2_rows(records)
     assert set(FLOORS) <= set(t2["variant"])
-    assert set(gid.compare_table2(t2)["variant"]).isdisjoint(FLOORS)
-    summary = gid.summary_markdown(t1, t2)
+    assert set(gid.compare_table2(t2)["variant"]) == {"GradInvDiff", "batch 4"}
+
+    private, paths = gid.fig2_paths(records)
+    assert list(paths) == ["DDPM", "GGDM", "GradInvDiff"] and private.shape[-2:] == (32, 32)
+    assert all(len(p.x) == len(p.steps) >= 2 for p in paths.values())
+    samples = gid.prior_samples(records)["Acevedo-20"]
+    assert samples["prior"] == "chest_xray-32" and samples["samples"].shape[0] == 8
+
+
+def test_claims_come_out_in_the_four_verdict_vocabulary(run, tmp_path):
+    _, records = run
+    t1, t2 = gid.table1_rows(records), gid.table2_rows(records)
+    verdicts = gid.table1_verdicts(t1) + gid.table2_verdicts(t2)
+    ids = [v.claim.id for v in verdicts]
+    assert len(ids) == len(set(ids))
+    assert "t1/Acevedo-20/LeNet/floors/psnr" in ids and "t2/LeNet/batch" in ids
+    assert "t1/Acevedo-20/LeNet/ggdm/psnr" not in ids  # GGDM did not run: no claim
+    assert {v.verdict for v in verdicts} == {"inconclusive"}  # one image: n < 5
+    assert all(v.n == 1 for v in verdicts)
+    csv_path, md_path = claims.write_claims(verdicts, tmp_path)
+    table = pd.read_csv(csv_path)
+    assert set(table["verdict"]) <= set(claims.LABELS) and md_path.is_file()
+    summary = gid.summary_markdown(t1, t2, verdicts)
     assert "*nearest public*" in summary and "GradInvDiff" in summary and "(n = 1)" in summary
+    assert f"{len(verdicts)} inconclusive" in summary
+
+
+def _rows(diff: float, images: int = 6) -> pd.DataFrame:
+    """Table 1 rows of one cell where GradInvDiff is ``diff`` dB above GGDM and the floors."""
+    rows = []
+    for k in range(images):
+        base = 15.0 + 0.3 * k
+        for method, psnr in [("GradInvDiff", base + diff + 0.1 * (k % 2)), ("GGDM", base),
+                             *((f, base - 1.0) for f in FLOORS)]:  # fmt: skip
+            rows.append({"role": "Acevedo-20", "network": "LeNet", "plane": "microscopy",
+                         "image": k, "method": method, "psnr": psnr,
+                         "lpips": 0.5 - psnr / 100})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("diff", "verdict"), [(2.0, "holds"), (-2.0, "does not hold")])
+def test_table1_claims_judge_paired_images(diff, verdict):
+    verdicts = {v.claim.id: v for v in gid.table1_verdicts(_rows(diff))}
+    v = verdicts["t1/Acevedo-20/LeNet/ggdm/psnr"]
+    assert v.verdict == verdict and v.n == 6 and v.paper == "GradInvDiff 20.7 vs GGDM 19.4 dB"
+    assert verdicts["t1/Acevedo-20/LeNet/ggdm/lpips"].verdict == verdict  # lower LPIPS wins
+    assert verdicts["t1/Acevedo-20/LeNet/floors/psnr"].verdict == verdict
+
+
+def test_profile_file_is_found_through_the_repository_root(tmp_path, monkeypatch):
+    target = tmp_path / "papermill_runs" / gid.PAPER
+    target.mkdir(parents=True)
+    shutil.copy(ROOT / "papermill_runs" / gid.PAPER / "smoke.yaml", target / "smoke.yaml")
+    monkeypatch.setenv("GRADINV_REPO_ROOT", str(tmp_path))
+    assert profiles.load(gid.PAPER, "smoke", gid.Profile).size == 32
+    with pytest.raises(GradInvError, match="no profile 'cpu'.*profiles present: smoke"):
+        profiles.load(gid.PAPER, "cpu", gid.Profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from gradinv.case import Case
 from gradinv.errors import GradInvError
 from gradinv.pipeline import AttackRun
 from gradinv.utils import resolve_device, seed_everything
+
+#: Environment variable naming the device cell functions use (:func:`cell_device`).
+DEVICE_ENV = "GRADINV_DEVICE"
 
 
 def repo_root() -> Path:
@@ -35,6 +39,21 @@ def load_profile(paper: str, profile: str) -> dict[str, Any]:
         )
     with open(path) as fh:
         return dict(yaml.safe_load(fh).get("settings", {}))
+
+
+def use_device(device: str) -> torch.device:
+    """Make ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``) the device of the cells this process
+    and the workers it starts compute: it is not part of a cell's spec (a record says where
+    it ran), so it travels in :data:`DEVICE_ENV`. Returns the resolved device."""
+    resolved = resolve_device(device)
+    os.environ[DEVICE_ENV] = str(device)
+    return resolved
+
+
+def cell_device() -> torch.device:
+    """The device a cell function computes on: ``$GRADINV_DEVICE`` (set by :func:`use_device`),
+    else ``"auto"`` (a GPU when one is visible)."""
+    return resolve_device(os.environ.get(DEVICE_ENV) or "auto")
 
 
 def figures_dir(paper: str) -> Path:
@@ -81,6 +100,25 @@ def pick_batch(
     return ds.images[idx], ds.labels[idx]
 
 
+def private_batch(
+    dataset: str,
+    size: int,
+    batch: int,
+    seed: int = 0,
+    channels: int | None = None,
+    split: str = "train",
+    label: int | None = None,
+) -> tuple[data.Dataset, torch.Tensor, torch.Tensor]:
+    """The dataset and the seeded batch (images, labels) :func:`build_case` gives its victim,
+    without building the victim (e.g. for the floors of that batch)."""
+    ds = data.load(dataset, split=split, size=size, channels=channels, seed=seed)
+    if label is not None:
+        keep = ds.labels == label
+        ds = data.Dataset(ds.images[keep], ds.labels[keep], ds.num_classes, ds.class_names, ds.name)
+    images, labels = pick_batch(ds, batch, seed)
+    return ds, images, labels
+
+
 def build_case(
     dataset: str,
     model: str,
@@ -96,11 +134,7 @@ def build_case(
     """A fresh victim ``model`` (seeded random init) and a seeded private batch of ``split``
     (use ``"test"`` when the attacker's prior was trained on the ``"train"`` split), drawn
     from class ``label`` only when it is given (e.g. one plane of a three-plane set)."""
-    ds = data.load(dataset, split=split, size=size, channels=channels, seed=seed)
-    if label is not None:
-        keep = ds.labels == label
-        ds = data.Dataset(ds.images[keep], ds.labels[keep], ds.num_classes, ds.class_names, ds.name)
-    images, labels = pick_batch(ds, batch, seed)
+    ds, images, labels = private_batch(dataset, size, batch, seed, channels, split, label)
     seed_everything(seed)
     net = models.build(model, images.shape[1], ds.num_classes, size)
     dev = resolve_device(device)
