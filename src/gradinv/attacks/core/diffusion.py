@@ -140,7 +140,8 @@ def reverse_process(
             )
         record = {"iteration": i, "t": t, "loss": record.get("distance", float("nan")), **record}
         history.append(record)
-        emit(callback, record, to_image(x), snapshot_every, final=s < 0)
+        if callback is not None:  # to_image only for a callback that may get it
+            emit(callback, record, to_image(x), snapshot_every, final=s < 0)
         if snapshot_due(i, snapshot_every, final=s < 0):
             path.steps.append(t)
             path.x.append(to_image(x).clamp(0, 1).cpu())

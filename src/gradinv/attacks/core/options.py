@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 from gradinv.errors import GradInvError
 
@@ -32,8 +31,6 @@ from gradinv.errors import GradInvError
 COUNTS: frozenset[str] = frozenset(
     {"iterations", "restarts", "steps", "population", "lbfgs_inner", "sampling_steps"}
 )
-#: Numeric options that may be negative (none today; listed here when one appears).
-SIGNED: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,15 +42,10 @@ class RunOptions:
     progress: bool = False  # our choice: quiet in library calls
     snapshot_every: int = 0  # our choice: images in the callback only at the end
 
-    #: Fields a subclass exempts from the generic number checks (e.g. ``-1`` sentinels).
-    unchecked: ClassVar[frozenset[str]] = frozenset()
-
     def __post_init__(self) -> None:
         owner = f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__qualname__}"
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in self.unchecked or isinstance(value, bool):
-                continue
             for item in value if isinstance(value, tuple) else (value,):
                 _check_number(owner, f.name, item)
 
@@ -65,7 +57,7 @@ def _check_number(owner: str, name: str, value: object) -> None:
         raise GradInvError(f"{owner}: {name} must be a finite number, got {value}")
     if name in COUNTS and value < 1:
         raise GradInvError(f"{owner}: {name} must be at least 1, got {value}")
-    if name not in SIGNED and value < 0:
+    if value < 0:  # no attack option is signed
         raise GradInvError(f"{owner}: {name} must be >= 0, got {value}")
 
 
