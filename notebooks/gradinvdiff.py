@@ -52,6 +52,8 @@ profile = "smoke"
 seed = 0
 device = "cpu"
 workers = 1
+executor = "local"
+refresh = False
 store = None
 
 # %% [markdown]
@@ -59,7 +61,8 @@ store = None
 # floors of one image, the Fig. 2 paths, one prior's samples) through the experiment engine:
 # each finished cell is kept in the run store (`store`; `None`: `$GRADINV_STORE`, else under
 # the data root), so rerunning the notebook reads what is there and computes only what is
-# missing (an interrupted run resumes); `workers` runs cells in that many local processes.
+# missing (an interrupted run resumes); `workers` runs cells in that many local processes
+# (`executor`: `"ray"` or `"slurm"` to spread them over a cluster); `refresh` recomputes them.
 
 # %%
 import pandas as pd
@@ -69,15 +72,15 @@ from gradinv import plots
 from gradinv.experiments import claims, profiles
 from gradinv.experiments import gradinvdiff as gid
 from gradinv.experiments.common import figures_dir, use_device
-from gradinv.experiments.engine import RunStore, run_cells
+from gradinv.experiments.engine import Runner
 
 settings = profiles.load(gid.PAPER, profile, gid.Profile)
-runs = RunStore(store)
+run = Runner(store, workers=workers, executor=executor, refresh=refresh)
 use_device(device)
 out = figures_dir(gid.PAPER)
 pd.set_option("display.precision", 3)
 roles = {role: gid.planes_for(role, settings) for role in settings.datasets}
-print(f"profile={profile} seed={seed} device={device} workers={workers}; store {runs.root}")
+print(f"profile={profile} seed={seed} device={device}; {run.describe()}")
 print(f"figures -> {out}")
 for role, planes in roles.items():
     print(
@@ -108,7 +111,7 @@ for role, planes in roles.items():
 
 # %%
 priors = gid.ensure_priors(settings, device)  # trains a missing prior here, before any cell
-samples = gid.prior_samples(run_cells(gid.sample_cells(settings, seed), runs, workers=workers))
+samples = gid.prior_samples(run(gid.sample_cells(settings, seed)))
 fig = plots.image_grid(
     [s["samples"] for s in samples.values()],
     [f"{r}\n({s['prior']})" for r, s in samples.items()],
@@ -148,7 +151,7 @@ fig = plots.image_grid(
 # GGDM and GradInvDiff (left: $t = T$, right: $t = 0$).
 
 # %%
-private, paths = gid.fig2_paths(run_cells(gid.fig2_cells(settings, seed), runs, workers=workers))
+private, paths = gid.fig2_paths(run(gid.fig2_cells(settings, seed)))
 rows = [torch.cat([*p.x, private]) for p in paths.values()]
 cols = [f"t={t}" for t in paths["GradInvDiff"].steps] + ["private"]
 fig = plots.image_grid(
@@ -172,7 +175,7 @@ fig = plots.image_grid(
 # ~$10^{-8}$, so L-BFGS stops after its first step and the result is the clamped noise.
 
 # %%
-t1_records = run_cells(gid.table1_cells(settings, seed), runs, workers=workers)
+t1_records = run(gid.table1_cells(settings, seed))
 t1_rows = gid.table1_rows(t1_records)
 t1_rows.to_csv(out / "table1_runs.csv", index=False)
 t1 = gid.summarise(t1_rows, ["method", "role", "network"])
@@ -204,7 +207,7 @@ fig = plots.image_grid(
 # ## Table 2 — ablations, gradient noise and batch size (Acevedo-20 role)
 
 # %%
-t2_rows = gid.table2_rows(run_cells(gid.table2_cells(settings, seed), runs, workers=workers))
+t2_rows = gid.table2_rows(run(gid.table2_cells(settings, seed)))
 t2_rows.to_csv(out / "table2_runs.csv", index=False)
 t2 = gid.summarise(t2_rows, ["variant", "network"]).pivot_table(
     index="variant", columns="network", values=["psnr", "ssim", "lpips"], sort=False

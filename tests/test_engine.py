@@ -23,6 +23,7 @@ from gradinv.experiments.engine import (
     Cell,
     CellsFailed,
     Record,
+    Runner,
     RunStore,
     default_root,
     frame,
@@ -187,6 +188,20 @@ def test_run_cells_computes_once_then_reads_the_store(tmp_path, toy_log, capsys)
     run_cells(changed, store)
     assert "2 of 3 cells from the store" in capsys.readouterr().err
     assert starts(toy_log)[changed[2].key] == 1 and sum(starts(toy_log).values()) == 7
+
+
+def test_runner_refreshes_each_cell_once_across_sections(tmp_path, toy_log, capsys):
+    store = RunStore(tmp_path)
+    cells = noise_cells(3)
+    run_cells(cells, store, progress=False)
+    run = Runner(store, refresh=True, progress=False)
+    first = run(cells[:2])
+    assert sum(starts(toy_log).values()) == 5  # the two asked for are recomputed
+    again = run(cells)  # a later section sharing two cells: only the third is recomputed
+    assert sum(starts(toy_log).values()) == 6
+    assert all(a.same_as(b) for a, b in zip(first, again[:2], strict=True))
+    assert "workers 1, refresh" in run.describe()
+    assert run.describe().startswith(f"store {store.root}")
 
 
 def test_a_failing_cell_keeps_the_others_and_is_named(tmp_path, toy_log):

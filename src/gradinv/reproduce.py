@@ -215,6 +215,28 @@ def write_manifest(path: Path, entry: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+#: Engine parameters ``gradinv reproduce`` passes to every notebook (each declares them).
+ENGINE_PARAMETERS = ("workers", "executor", "refresh", "store")
+
+
+def engine_parameters(ipynb: Path, engine: dict[str, Any]) -> dict[str, Any]:
+    """``engine`` (a subset of :data:`ENGINE_PARAMETERS`), checked against the parameters
+    the notebook declares: an undeclared one is an error, not a setting silently dropped."""
+    import papermill
+
+    unknown = sorted(set(engine) - set(ENGINE_PARAMETERS))
+    if unknown:
+        raise GradInvError(f"unknown engine parameter(s) {', '.join(unknown)}")
+    declared = papermill.inspect_notebook(str(ipynb))
+    missing = sorted(set(engine) - set(declared))
+    if missing:
+        raise GradInvError(
+            f"{ipynb.name} does not declare {', '.join(missing)} in its parameters cell; "
+            "it cannot run on the experiment engine's options"
+        )
+    return dict(engine)
+
+
 def run_one(
     paper: str,
     profile: str,
@@ -222,13 +244,17 @@ def run_one(
     out_dir: Path,
     kernel: str = DEFAULT_KERNEL,
     log_output: bool = False,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Execute one paper notebook; return its result record (raises on failure)."""
+    """Execute one paper notebook; return its result record (raises on failure).
+    ``engine``: experiment-engine parameters (:data:`ENGINE_PARAMETERS`) that override the
+    profile's."""
     import papermill
 
     params = load_parameters(paper, profile, repo_root)
     ipynb = sync_notebook(repo_root / "notebooks" / f"{paper}.py")
     params = declared_parameters(ipynb, params)
+    params.update(engine_parameters(ipynb, engine or {}))
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{paper}-{profile}.ipynb"
     commit, dirty = git_state(repo_root)
@@ -290,12 +316,14 @@ def reproduce(
     repo_root: str | Path | None = None,
     kernel: str = DEFAULT_KERNEL,
     log_output: bool = False,
+    engine: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Execute the notebook of ``paper`` (or of every paper with ``"all"``) with profile
     ``profile``; return one record per paper: ``{paper, profile, ok, wall_seconds,
     output, manifest, error}``. A failing notebook does not stop the others: its record
     has ``ok=False`` and a one-line ``error``. A relative ``out_dir`` is taken relative
-    to the repository root."""
+    to the repository root. ``engine`` (``workers``, ``executor``, ``refresh``, ``store``)
+    overrides the profile's experiment-engine parameters in every notebook."""
     root = Path(repo_root).resolve() if repo_root is not None else find_repo_root()
     papers = discover_papers(root)
     if not papers:
@@ -312,7 +340,7 @@ def reproduce(
     results = []
     for name in todo:
         try:
-            results.append(run_one(name, profile, root, out, kernel, log_output))
+            results.append(run_one(name, profile, root, out, kernel, log_output, engine))
         except Exception as exc:  # noqa: BLE001 - one failing notebook must not stop the rest
             results.append(
                 {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from gradinv.cli.common import PROG, Formatter, wrap
+from gradinv.cli.common import PROG, Formatter, positive_int, wrap
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,8 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="examples:\n"
         "  gradinv reproduce --paper all --profile smoke\n"
-        "  gradinv reproduce --paper gia_survey --profile paper --log-output",
+        "  gradinv reproduce --paper gia_survey --profile paper --log-output\n"
+        "  gradinv reproduce --paper gidm --profile cpu --workers 2   # kill it, rerun: resumes",
     )
     p.add_argument("--paper", default="all", help="paper notebook name, or all (default: all)")
     p.add_argument(
@@ -39,6 +41,31 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
         "--kernel",
         default="python3",
         help="Jupyter kernel that runs the notebooks (default: python3)",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="cells computed at once (local processes, or Ray/Slurm tasks in flight; "
+        "default: the profile's, else 1)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray", "slurm"),
+        default=None,
+        help="where cells run: local processes, a Ray cluster ($RAY_ADDRESS, else a local "
+        "one) or Slurm through submitit (default: the profile's, else local)",
+    )
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="recompute every cell instead of reading it from the run store",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="run store folder (default: $GRADINV_STORE, else <data root>/store); a killed "
+        "run resumes from it",
     )
     p.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
     p.add_argument("--repo-root", default=None, help="repository root (default: auto-detected)")
@@ -55,6 +82,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         repo_root=args.repo_root,
         kernel=args.kernel,
         log_output=args.log_output,
+        engine=engine_options(args),
     )
     failed = [r for r in results if not r["ok"]]
     for r in results:
@@ -72,6 +100,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, object]:
+    """The experiment-engine flags given on the command line, as notebook parameters."""
+    given = {
+        "workers": args.workers,
+        "executor": args.executor,
+        "refresh": True if args.refresh else None,
+        "store": str(Path(args.store).resolve()) if args.store else None,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _papers() -> str:

@@ -23,7 +23,7 @@ from gradinv.errors import GradInvError
 T = TypeVar("T")
 
 #: Top-level keys of a profile file besides ``settings``: the notebooks' parameters.
-PARAMETERS = ("profile", "seed", "device", "workers", "store")
+PARAMETERS = ("profile", "seed", "device", "workers", "executor", "refresh", "store")
 
 
 def path(paper: str, profile: str, root: str | Path | None = None) -> Path:

@@ -15,7 +15,7 @@ Modules: ``cells`` (specs, results, records), ``store`` (the run store), ``worke
 """
 
 from gradinv.experiments.engine.cells import Cell, FrozenDict, Record, Result
-from gradinv.experiments.engine.execute import CellsFailed, run_cells
+from gradinv.experiments.engine.execute import CellsFailed, Runner, run_cells
 from gradinv.experiments.engine.executors import (
     EXECUTORS,
     LocalExecutor,
@@ -37,6 +37,7 @@ __all__ = [
     "RayExecutor",
     "Record",
     "Result",
+    "Runner",
     "RunStore",
     "SlurmExecutor",
     "default_root",

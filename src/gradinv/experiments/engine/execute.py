@@ -52,7 +52,7 @@ def run_cells(
     *,
     workers: int = 1,
     executor: str | Executor = "local",
-    refresh: bool = False,
+    refresh: bool | Callable[[Cell], bool] = False,
     progress: bool = True,
     on_record: Callable[[Record], Any] | None = None,
     **options: Any,
@@ -60,7 +60,8 @@ def run_cells(
     """The records of ``cells``, in their order.
 
     Each cell is first looked up in ``store`` (a :class:`RunStore`, a folder, or ``None``
-    for the default store); ``refresh=True`` recomputes every cell. The missing cells run
+    for the default store); ``refresh=True`` recomputes every cell, a predicate those for
+    which it is true. The missing cells run
     on ``executor`` (``"local"``, ``"ray"`` or ``"slurm"``, with ``workers`` at once and
     its ``options``, e.g. ``address=`` or ``num_gpus=`` for Ray, ``cluster=`` for Slurm),
     each record stored as soon as it finishes and then passed to ``on_record``. Cells
@@ -79,11 +80,11 @@ def run_cells(
     for function in sorted({cell.function for cell in unique.values()}):
         next(c for c in unique.values() if c.function == function).resolve()  # fail fast
     records: dict[str, Record] = {}
-    if not refresh:
-        for key, cell in unique.items():
-            found = store.get(cell)
-            if found is not None:
-                records[key] = found
+    stale = refresh if callable(refresh) else (lambda cell: bool(refresh))
+    for key, cell in unique.items():
+        found = None if stale(cell) else store.get(cell)
+        if found is not None:
+            records[key] = found
     todo = [cell for key, cell in unique.items() if key not in records]
     n_found = sum(cell.key in records for cell in cells)
     message = f"{n_found} of {len(cells)} cells from the store ({store.root})"
@@ -111,6 +112,55 @@ def run_cells(
     if failures:
         raise CellsFailed(failures, [records.get(cell.key) for cell in cells])
     return [records[cell.key] for cell in cells]
+
+
+class Runner:
+    """``run_cells`` with a notebook's engine parameters bound: ``run = Runner(store,
+    workers=2)`` then ``records = run(cells)`` per section. With ``refresh=True`` each cell
+    is recomputed once per runner, so cells two sections share (e.g. the floors of an
+    image) are not computed twice."""
+
+    def __init__(
+        self,
+        store: RunStore | str | Path | None = None,
+        *,
+        workers: int = 1,
+        executor: str | Executor = "local",
+        refresh: bool = False,
+        progress: bool = True,
+        **options: Any,
+    ) -> None:
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.workers = workers
+        self.executor = executor
+        self.refresh = refresh
+        self.progress = progress
+        self.options = options
+        self._fresh: set[str] = set()
+
+    def __call__(
+        self, cells: Iterable[Cell], on_record: Callable[[Record], Any] | None = None
+    ) -> list[Record]:
+        """The records of ``cells`` (see :func:`run_cells`)."""
+        cells = list(cells)
+        records = run_cells(
+            cells,
+            self.store,
+            workers=self.workers,
+            executor=self.executor,
+            refresh=(lambda cell: cell.key not in self._fresh) if self.refresh else False,
+            progress=self.progress,
+            on_record=on_record,
+            **self.options,
+        )
+        self._fresh.update(cell.key for cell in cells)
+        return records
+
+    def describe(self) -> str:
+        """``store <root>, <executor> x <workers>`` for a notebook's first output."""
+        name = self.executor if isinstance(self.executor, str) else self.executor.name
+        refresh = ", refresh" if self.refresh else ""
+        return f"store {self.store.root}, executor {name}, workers {self.workers}{refresh}"
 
 
 class _Terminated(BaseException):
