@@ -124,7 +124,7 @@ def test_failing_notebook_does_not_stop_the_others(tmp_path, monkeypatch):
     (root / "papermill_runs" / "other" / "smoke.yaml").write_text("n: 1\n")
     ran = []
 
-    def fake_run_one(paper, profile, repo_root, out_dir, kernel, log_output):
+    def fake_run_one(paper, profile, repo_root, out_dir, kernel, log_output, engine=None):
         ran.append(paper)
         if paper == "demo":
             raise RuntimeError("cell 3 raised\nTraceback ...")
@@ -135,6 +135,30 @@ def test_failing_notebook_does_not_stop_the_others(tmp_path, monkeypatch):
     assert ran == ["demo", "other"]
     assert [r["ok"] for r in results] == [False, True]
     assert results[0]["error"] == "RuntimeError: cell 3 raised"
+
+
+def test_engine_parameters_must_be_declared_by_the_notebook(tmp_path):
+    root = make_repo(tmp_path)
+    ipynb = rp.sync_notebook(root / "notebooks" / "demo.py")
+    with pytest.raises(GradInvError, match="demo.ipynb does not declare workers"):
+        rp.engine_parameters(ipynb, {"workers": 2})
+    with pytest.raises(GradInvError, match="unknown engine parameter"):
+        rp.engine_parameters(ipynb, {"threads": 2})
+    assert rp.engine_parameters(ipynb, {}) == {}
+
+
+def test_cli_passes_engine_flags_to_every_notebook(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        return []
+
+    monkeypatch.setattr(rp, "reproduce", fake)
+    store = tmp_path / "store"
+    assert main(["reproduce", "--workers", "2", "--refresh", "--store", str(store)]) == 0
+    assert seen["engine"] == {"workers": 2, "refresh": True, "store": str(store.resolve())}
+    assert main(["reproduce", "--executor", "ray"]) == 0 and seen["engine"] == {"executor": "ray"}
 
 
 def test_missing_kernel_is_a_clear_error(tmp_path):

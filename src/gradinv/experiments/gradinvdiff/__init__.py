@@ -29,6 +29,7 @@ them.
 
 from gradinv.experiments.gradinvdiff.cells import (
     SAMPLES_PER_PRIOR,
+    all_cells,
     attack_cell,
     fig2_cells,
     floors_cell,
@@ -112,6 +113,7 @@ __all__ = [
     "Profile",
     "Table1",
     "Table2",
+    "all_cells",
     "attack_cell",
     "attack_options",
     "compare_table1",

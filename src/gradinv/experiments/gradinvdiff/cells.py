@@ -187,6 +187,17 @@ def sample_cells(profile: Profile, seed: int = 0) -> list[Cell]:
 
 
 # -- cell functions (pure: everything from cell.settings and cell.seed) -------------------
+def all_cells(profile: Profile, seed: int = 0) -> list[Cell]:
+    """Every cell of the notebook, most valuable first (Table 1, then Table 2, Fig. 2 and
+    the prior samples): what the ``gpu`` script computes in that order."""
+    return [
+        *table1_cells(profile, seed),
+        *table2_cells(profile, seed),
+        *fig2_cells(profile, seed),
+        *sample_cells(profile, seed),
+    ]
+
+
 def run_attack_cell(cell: Cell) -> Result:
     """Build the victim and its private batch, run the attack on what it sends, score it."""
     s = thaw(cell.settings)
