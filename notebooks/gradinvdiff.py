@@ -59,8 +59,9 @@ store = None
 # %% [markdown]
 # Every table and figure below is computed as *cells* (one attack on one private image, the
 # floors of one image, the Fig. 2 paths, one prior's samples) through the experiment engine:
-# each finished cell is kept in the run store (`store`; `None`: `$GRADINV_STORE`, else under
-# the data root), so rerunning the notebook reads what is there and computes only what is
+# each finished cell is kept in the run store (`store`; `None`: `$GRADINV_STORE`, else this
+# profile's `stores/gradinvdiff/<profile>/`, committed for the profile whose figures are
+# committed), so rerunning the notebook reads what is there and computes only what is
 # missing (an interrupted run resumes); `workers` runs cells in that many local processes
 # (`executor`: `"ray"` or `"slurm"` to spread them over a cluster); `refresh` recomputes them.
 
@@ -75,7 +76,9 @@ from gradinv.experiments.common import figures_dir, use_device
 from gradinv.experiments.engine import Runner
 
 settings = profiles.load(gid.PAPER, profile, gid.Profile)
-run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+run = Runner(
+    store, paper=gid.PAPER, profile=profile, workers=workers, executor=executor, refresh=refresh
+)
 use_device(device)
 out = figures_dir(gid.PAPER)
 pd.set_option("display.precision", 3)

@@ -27,6 +27,7 @@ from gradinv.experiments.engine import (
     RunStore,
     default_root,
     frame,
+    profile_root,
     run_cells,
 )
 from gradinv.experiments.engine import store as store_module
@@ -188,6 +189,16 @@ def test_run_cells_computes_once_then_reads_the_store(tmp_path, toy_log, capsys)
     run_cells(changed, store)
     assert "2 of 3 cells from the store" in capsys.readouterr().err
     assert starts(toy_log)[changed[2].key] == 1 and sum(starts(toy_log).values()) == 7
+
+
+def test_a_papers_profile_has_its_own_store_unless_the_env_var_says(tmp_path, monkeypatch):
+    monkeypatch.delenv("GRADINV_STORE", raising=False)
+    assert profile_root("gidm", "cpu", tmp_path) == tmp_path / "stores" / "gidm" / "cpu"
+    monkeypatch.setenv("GRADINV_REPO_ROOT", str(tmp_path))
+    assert Runner(paper="gidm", profile="cpu").store.root == tmp_path / "stores" / "gidm" / "cpu"
+    monkeypatch.setenv("GRADINV_STORE", str(tmp_path / "s"))
+    assert Runner(paper="gidm", profile="cpu").store.root == tmp_path / "s"
+    assert Runner(tmp_path / "t", paper="gidm", profile="cpu").store.root == tmp_path / "t"
 
 
 def test_runner_refreshes_each_cell_once_across_sections(tmp_path, toy_log, capsys):

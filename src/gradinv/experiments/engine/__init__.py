@@ -22,7 +22,7 @@ from gradinv.experiments.engine.executors import (
     RayExecutor,
     SlurmExecutor,
 )
-from gradinv.experiments.engine.store import MergeReport, RunStore, default_root
+from gradinv.experiments.engine.store import MergeReport, RunStore, default_root, profile_root
 from gradinv.experiments.engine.tables import frame
 from gradinv.experiments.engine.worker import Failure
 
@@ -42,5 +42,6 @@ __all__ = [
     "SlurmExecutor",
     "default_root",
     "frame",
+    "profile_root",
     "run_cells",
 ]

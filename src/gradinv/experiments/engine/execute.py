@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from gradinv.errors import GradInvError
 from gradinv.experiments.engine.cells import Cell, Record
 from gradinv.experiments.engine.executors import Executor, LocalExecutor, make_executor
-from gradinv.experiments.engine.store import RunStore
+from gradinv.experiments.engine.store import RunStore, profile_root
 from gradinv.experiments.engine.worker import Failure, code_commit
 
 log = logging.getLogger(__name__)
@@ -116,20 +116,26 @@ def run_cells(
 
 class Runner:
     """``run_cells`` with a notebook's engine parameters bound: ``run = Runner(store,
-    workers=2)`` then ``records = run(cells)`` per section. With ``refresh=True`` each cell
-    is recomputed once per runner, so cells two sections share (e.g. the floors of an
-    image) are not computed twice."""
+    paper="gidm", profile="cpu", workers=2)`` then ``records = run(cells)`` per section.
+    Without ``store``, a paper's profile uses its own store (:func:`profile_root`:
+    ``$GRADINV_STORE``, else ``stores/<paper>/<profile>`` in the repository). With
+    ``refresh=True`` each cell is recomputed once per runner, so cells two sections share
+    (e.g. the floors of an image) are not computed twice."""
 
     def __init__(
         self,
         store: RunStore | str | Path | None = None,
         *,
+        paper: str | None = None,
+        profile: str | None = None,
         workers: int = 1,
         executor: str | Executor = "local",
         refresh: bool = False,
         progress: bool = True,
         **options: Any,
     ) -> None:
+        if store is None and paper is not None and profile is not None:
+            store = profile_root(paper, profile)
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.workers = workers
         self.executor = executor

@@ -82,6 +82,25 @@ class MergeReport:
     conflicts: list[str] = field(default_factory=list)
 
 
+#: Folder of the repository holding each paper's per-profile stores (committed for the
+#: profiles whose figures are committed; ``smoke`` is ignored by git).
+STORES_DIR = "stores"
+
+
+def profile_root(paper: str, profile: str, repo: str | Path | None = None) -> Path:
+    """The store of ``paper``'s ``profile``: ``$GRADINV_STORE``, else
+    ``<repo>/stores/<paper>/<profile>`` (the one committed with that profile's figures, so a
+    notebook opened with it replays from the records)."""
+    env = os.environ.get(STORE_ENV)
+    if env:
+        return Path(env).expanduser()
+    if repo is None:
+        from gradinv.reproduce import find_repo_root
+
+        repo = find_repo_root()
+    return Path(repo) / STORES_DIR / paper / profile
+
+
 class RunStore:
     """Records filed under their cell's key in the folder ``root`` (created on first write;
     default :func:`default_root`)."""
