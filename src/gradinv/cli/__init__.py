@@ -5,6 +5,7 @@
     gradinv attack      run one gradient inversion attack on one case, print metrics
     gradinv priors      train, sample and list the diffusion priors (train | sample | list)
     gradinv reproduce   execute the paper notebooks with papermill
+    gradinv store       run stores: status of a profile, merging stores
     gradinv lab         open the notebooks in Jupyter Lab
 
 Each subcommand lives in its own module (``gradinv.cli.<name>``) with its
@@ -30,6 +31,7 @@ from gradinv.cli.datasets import add_datasets_parser
 from gradinv.cli.lab import add_lab_parser
 from gradinv.cli.priors import add_priors_parser
 from gradinv.cli.reproduce import add_reproduce_parser
+from gradinv.cli.store import add_store_parser
 from gradinv.errors import GradInvError
 
 
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_datasets_parser(sub)
     add_attack_parser(sub)
     add_reproduce_parser(sub)
+    add_store_parser(sub)
     add_lab_parser(sub)
     add_priors_parser(sub)
     return parser

@@ -1,0 +1,72 @@
+"""``gradinv store``: what a profile's run store holds, and merging stores computed
+elsewhere (another machine, the ``gpu`` script) into the repository's."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gradinv.cli.common import Formatter, seed, wrap
+
+
+def add_store_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "store",
+        help="run stores: how far a profile is computed, and merging stores",
+        formatter_class=Formatter,
+        description=wrap(
+            "Every cell a notebook computes is kept in a run store: stores/<paper>/<profile>/ "
+            "in the repository ($GRADINV_STORE overrides). `status` counts a profile's cells "
+            "already stored; `merge` copies records from a folder laid out the same way "
+            "(<paper>/<profile>/, as the gpu script writes) into the repository's stores, "
+            "keeping ours where a record differs."
+        ),
+        epilog="examples:\n"
+        "  gradinv store status --paper gidm --profile cpu\n"
+        "  gradinv store merge gpu-out/stores",
+    )
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    status = verbs.add_parser("status", help="cells of a profile already in its store")
+    status.add_argument("--paper", default="all", help="paper name, or all (default: all)")
+    status.add_argument("--profile", default="smoke", help="profile name (default: smoke)")
+    status.add_argument("--seed", type=seed, default=None, help="default: the profile's seed")
+    status.set_defaults(func=cmd_status)
+    merge = verbs.add_parser("merge", help="copy records from SOURCE/<paper>/<profile>/")
+    merge.add_argument("source", type=Path, help="folder holding <paper>/<profile>/ stores")
+    merge.set_defaults(func=cmd_merge)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gradinv.experiments import papers, profiles
+    from gradinv.experiments.engine import RunStore, profile_root
+
+    names = papers.DRIVERS if args.paper == "all" else (args.paper,)
+    for paper in names:
+        run_seed = args.seed
+        if run_seed is None:
+            run_seed = int(profiles.read(paper, args.profile)[0].get("seed", 0))
+        cells = papers.cells(paper, args.profile, run_seed)
+        store = RunStore(profile_root(paper, args.profile))
+        stored = sum(cell.key in store for cell in {c.key: c for c in cells}.values())
+        total = len({c.key for c in cells})
+        print(f"{paper:15s} {args.profile}: {stored} of {total} cells stored ({store.root})")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from gradinv.errors import GradInvError
+    from gradinv.experiments.engine import RunStore, profile_root
+
+    found = sorted(p for p in args.source.glob("*/*") if p.is_dir())
+    if not found:
+        raise GradInvError(f"{args.source} holds no <paper>/<profile>/ store folders")
+    for folder in found:
+        paper, profile = folder.parent.name, folder.name
+        ours = RunStore(profile_root(paper, profile))
+        report = ours.merge(folder)
+        print(
+            f"{paper}/{profile}: {len(report.copied)} copied, {len(report.same)} already "
+            f"present, {len(report.conflicts)} differing (ours kept) -> {ours.root}"
+        )
+    return 0

@@ -1,0 +1,46 @@
+"""``gradinv store``: merging stores laid out as ``<paper>/<profile>/`` into the
+repository's, and counting a profile's stored cells."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gradinv.cli import main
+from gradinv.experiments.engine import Cell, RunStore, run_cells
+
+
+def noise_cells(n: int) -> list[Cell]:
+    return [Cell("toy", "noise", "engine_toy:noise", {"n": 5 + i}, seed=i) for i in range(n)]
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.delenv("GRADINV_STORE", raising=False)
+    monkeypatch.setenv("GRADINV_REPO_ROOT", str(tmp_path / "repo"))
+    return tmp_path / "repo"
+
+
+def test_merge_copies_new_records_and_keeps_ours(repo, tmp_path, capsys):
+    cells = noise_cells(3)
+    elsewhere = tmp_path / "out" / "toy" / "paper"
+    run_cells(cells, RunStore(elsewhere), progress=False)
+    ours = RunStore(repo / "stores" / "toy" / "paper")
+    run_cells(cells[:1], ours, progress=False)
+    assert main(["store", "merge", str(tmp_path / "out")]) == 0
+    line = capsys.readouterr().out
+    assert "toy/paper: 2 copied, 1 already present, 0 differing" in line
+    assert all(cell.key in ours for cell in cells)
+
+
+def test_merge_of_a_folder_without_stores_is_one_line(tmp_path, capsys):
+    assert main(["store", "merge", str(tmp_path)]) == 2
+    assert "holds no <paper>/<profile>/ store folders" in capsys.readouterr().err
+
+
+def test_status_counts_a_profiles_stored_cells(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRADINV_STORE", str(tmp_path))
+    assert main(["store", "status", "--paper", "gradinvdiff", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"gradinvdiff\s+smoke: 0 of \d+ cells stored", out), out
