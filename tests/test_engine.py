@@ -201,6 +201,24 @@ def test_a_papers_profile_has_its_own_store_unless_the_env_var_says(tmp_path, mo
     assert Runner(tmp_path / "t", paper="gidm", profile="cpu").store.root == tmp_path / "t"
 
 
+def test_runner_keeps_the_manifest_up_to_date_as_cells_finish(tmp_path, toy_log, monkeypatch):
+    manifest = tmp_path / "MANIFEST.json"
+    manifest.write_text(json.dumps({"paper": "toy"}))
+    monkeypatch.setenv("GRADINV_MANIFEST", str(manifest))
+    seen = []
+
+    def progress(record):
+        seen.append(json.loads(manifest.read_text())["cells"]["computed"])
+
+    run = Runner(RunStore(tmp_path / "s"), progress=False)
+    run(noise_cells(2), on_record=progress)
+    assert seen == [1, 2]  # written before the section ended
+    run(noise_cells(3))
+    cells = json.loads(manifest.read_text())["cells"]
+    assert (cells["asked"], cells["computed"], cells["from_store"]) == (3, 3, 0)
+    assert json.loads(manifest.read_text())["paper"] == "toy"  # other keys kept
+
+
 def test_runner_refreshes_each_cell_once_across_sections(tmp_path, toy_log, capsys):
     store = RunStore(tmp_path)
     cells = noise_cells(3)

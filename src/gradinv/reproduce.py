@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gradinv.errors import GradInvError
+from gradinv.experiments.engine.execute import MANIFEST_ENV
 
 #: Environment variable that points notebooks (and this module) at the repository root.
 ROOT_ENV = "GRADINV_REPO_ROOT"
@@ -259,8 +260,13 @@ def run_one(
     output = out_dir / f"{paper}-{profile}.ipynb"
     commit, dirty = git_state(repo_root)
     machine = machine_info()
-    env_before = os.environ.get(ROOT_ENV)
+    env_before = {name: os.environ.get(name) for name in (ROOT_ENV, MANIFEST_ENV)}
+    manifest = repo_root / "figures" / paper / "MANIFEST.json"
     os.environ[ROOT_ENV] = str(repo_root)  # inherited by the kernel process
+    os.environ[MANIFEST_ENV] = str(manifest)  # the notebook's Runner notes cells as they finish
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_manifest(manifest, {"paper": paper, "profile": profile, "status": "running",
+                              "started": started, "git_commit": commit})  # fmt: skip
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -273,16 +279,22 @@ def run_one(
             log_output=log_output,
             progress_bar=log_output,
         )
+    except Exception:
+        write_manifest(manifest, {"status": "failed"})
+        raise
     finally:
-        if env_before is None:
-            os.environ.pop(ROOT_ENV, None)
-        else:
-            os.environ[ROOT_ENV] = env_before
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     wall = time.perf_counter() - start
     on_gpu = machine["gpu"] is not None and str(params.get("device", "auto")) != "cpu"
     entry = {
         "paper": paper,
         "profile": profile,
+        "status": "complete",
+        "started": started,
         "git_commit": commit,
         "git_dirty": dirty,
         "device": machine["gpu"] if on_gpu else machine["cpu"],
@@ -296,7 +308,6 @@ def run_one(
         "parameters": params,
         "executed_notebook": os.path.relpath(output, repo_root),
     }
-    manifest = repo_root / "figures" / paper / "MANIFEST.json"
     write_manifest(manifest, entry)
     return {
         "paper": paper,

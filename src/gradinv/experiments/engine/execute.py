@@ -7,11 +7,13 @@ A killed run resumes: run it again and only the cells not yet stored are compute
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from gradinv.experiments.engine.worker import Failure, code_commit
 
 log = logging.getLogger(__name__)
 
+#: Environment variable naming the MANIFEST.json a :class:`Runner` keeps up to date.
+MANIFEST_ENV = "GRADINV_MANIFEST"
 #: How many failing cells the error message names (all are in ``CellsFailed.failures``).
 SHOWN_FAILURES = 5
 
@@ -143,12 +147,27 @@ class Runner:
         self.progress = progress
         self.options = options
         self._fresh: set[str] = set()
+        self._asked: set[str] = set()
+        self._computed: set[str] = set()
+        manifest = os.environ.get(MANIFEST_ENV)
+        self.manifest = Path(manifest) if manifest else None
 
     def __call__(
         self, cells: Iterable[Cell], on_record: Callable[[Record], Any] | None = None
     ) -> list[Record]:
-        """The records of ``cells`` (see :func:`run_cells`)."""
+        """The records of ``cells`` (see :func:`run_cells`); with ``$GRADINV_MANIFEST`` set
+        (``gradinv reproduce`` sets it), that manifest's ``cells`` entry is updated as each
+        cell finishes."""
         cells = list(cells)
+        self._asked.update(cell.key for cell in cells)
+        self._note()
+
+        def finished(record: Record) -> None:
+            self._computed.add(record.key)
+            self._note()
+            if on_record is not None:
+                on_record(record)
+
         records = run_cells(
             cells,
             self.store,
@@ -156,11 +175,26 @@ class Runner:
             executor=self.executor,
             refresh=(lambda cell: cell.key not in self._fresh) if self.refresh else False,
             progress=self.progress,
-            on_record=on_record,
+            on_record=finished,
             **self.options,
         )
         self._fresh.update(cell.key for cell in cells)
         return records
+
+    def _note(self) -> None:
+        """Record progress in the manifest: cells asked for so far, computed, stored."""
+        if self.manifest is None:
+            return
+        from gradinv.reproduce import write_manifest
+
+        cells = {
+            "asked": len(self._asked),
+            "computed": len(self._computed),
+            "from_store": len(self._asked - self._computed),
+            "store": str(self.store.root),
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_manifest(self.manifest, {"cells": cells})
 
     def describe(self) -> str:
         """``store <root>, <executor> x <workers>`` for a notebook's first output."""
