@@ -3,6 +3,8 @@ optimisation loop and the attack registry. CPU, seeded, tiny problems."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from gradinv import attacks
 from gradinv.attacks import cpl, dlg, gradinversion, idlg, ig
 from gradinv.attacks.core.pixel import init_dummy, optimise_inputs
 from gradinv.case import Case
+from gradinv.defenses import quantization
 from gradinv.errors import GradInvError
 from gradinv.fl import observe
 from gradinv.matching import GradientMatcher
@@ -69,6 +72,21 @@ def test_inverting_gradients_beats_its_initialisation(rgb16):
     init = init_dummy((1, *rgb16.images.shape)).clamp(0, 1)[0]
     assert score(rec.images, rgb16) > 22
     assert score(rec.images, rgb16) > score(init, rgb16) + 10
+
+
+def test_a_per_layer_cosine_attacker_inverts_integer_codes_of_quantised_gradients(rgb16):
+    # per-tensor symmetric quantisation divides each layer by its own scale, then rounds:
+    # an eavesdropper who sees only the int codes has each layer's direction, not the scales
+    observed = observe(rgb16)
+    codes = quantization.apply(
+        observed.gradients, quantization.Config(dequantize=False), torch.Generator()
+    )
+    leaked = dataclasses.replace(observed, gradients=codes)
+    options = dict(iterations=300, tv=1e-3)
+    per_layer = ig.run(rgb16.model, leaked, ig.Config(**options, distance="layer_cosine"))
+    naive = ig.run(rgb16.model, leaked, ig.Config(**options))  # one cosine over all layers
+    assert score(per_layer.images, rgb16) > 22
+    assert score(naive.images, rgb16) < score(per_layer.images, rgb16) - 10
 
 
 def test_cpl_beats_its_initialisation(rgb16):

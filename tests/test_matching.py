@@ -36,7 +36,7 @@ def finite_difference(f, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return grad
 
 
-@pytest.mark.parametrize("kind", ["l2", "cosine"])
+@pytest.mark.parametrize("kind", ["l2", "cosine", "layer_cosine"])
 def test_input_gradient_equals_finite_differences(kind):
     case = tiny_case()
     matcher = GradientMatcher(case.model, observe(case), distance=kind, layer_weights=[1, 2, 3, 4])
@@ -79,6 +79,18 @@ def test_distances_match_hand_computation():
     assert distance(a, b, "l2", w).item() == pytest.approx(1 + 1 + 0.5 * 4)
     wcos = (0 + 2 + 0.5 * 3) / ((1 + 4 + 0.5 * 9) ** 0.5 * (0 + 1 + 0.5 * 1) ** 0.5)
     assert distance(a, b, "cosine", w).item() == pytest.approx(1 - wcos)
+
+
+def test_layer_cosine_is_one_cosine_per_layer_and_blind_to_per_layer_scales():
+    a = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0, 0.0]])]
+    b = [torch.tensor([0.0, 1.0]), torch.tensor([[1.0, 1.0]])]
+    cos0, cos1 = 2 / (5**0.5 * 1), 3 / (3 * 2**0.5)
+    assert distance(a, b, "layer_cosine").item() == pytest.approx((1 - cos0) + (1 - cos1))
+    w = layer_weight_tensor(2, [1.0, 0.5])
+    assert distance(a, b, "layer_cosine", w).item() == pytest.approx((1 - cos0) + 0.5 * (1 - cos1))
+    scaled = [b[0] * 1e3, b[1] * 1e-4]  # what per-tensor quantisation's scales do
+    assert distance(a, scaled, "layer_cosine").item() == pytest.approx((1 - cos0) + (1 - cos1))
+    assert distance(a, scaled, "cosine").item() != pytest.approx(distance(a, b, "cosine").item())
 
 
 def test_matcher_rejects_foreign_nan_and_malformed_inputs():

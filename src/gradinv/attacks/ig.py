@@ -33,6 +33,8 @@ class Config(LabelOptions, PixelOptions):
     boxed: bool = True  # inversefed/breaching: clamp to the image range
     scheduler: str | None = "multistep"  # inversefed lr_decay: x0.1 at 3/8, 5/8, 7/8
     label_method: str = "auto"  # iDLG rule for B=1 (survey Alg. 1 line 2), counts for B>1
+    distance: str = "cosine"  # survey eq. 6; "layer_cosine": one cosine per layer (our option,
+    # blind to per-tensor quantisation's per-layer scales: the survey's Fig. 5 attacker)
 
 
 def run(
@@ -46,7 +48,7 @@ def run(
     model, observed, x0, labels = s.model, s.observed, s.x0, s.labels
     r, b = x0.shape[:2]
     regs = [(config.tv, total_variation)] if config.tv > 0 else []
-    matcher = GradientMatcher(model, observed, distance="cosine", regularisers=regs)
+    matcher = GradientMatcher(model, observed, distance=config.distance, regularisers=regs)
     res = optimise_inputs(
         matcher, x0, labels.expand(r, b), optimizer="adam", lr=config.lr,
         iterations=config.iterations, signed=config.signed, boxed=config.boxed,

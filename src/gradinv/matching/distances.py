@@ -6,6 +6,10 @@ sequences of per-layer tensors (``distance=``):
   ``1 - sum_l w_l <g'_l, g_l> / (||g'||_w ||g||_w)``
 * ``"norm"``   -- the un-squared per-layer distance ``sum_l w_l ||g'_l - g_l||_2`` of the
   NVFlare gradient-inversion recipe (Hatamizadeh et al. 2023)
+* ``"layer_cosine"`` -- ``sum_l w_l (1 - <g'_l, g_l> / (||g'_l|| ||g_l||))``: one cosine per
+  layer, so blind to a positive rescale of each layer on its own -- what per-tensor
+  quantisation does to a gradient before rounding (our addition: the survey's Fig. 5
+  attacker on integer codes, issue 18)
 
 Layer weights ``w_l`` default to 1. Each layer is reduced where it lies (no concatenated
 copy of an 11M-entry gradient per step), and the target's norms can be computed once.
@@ -24,7 +28,9 @@ from torch import Tensor
 from gradinv.errors import GradInvError
 from gradinv.matching.kernels import fusable, fused_distance
 
-DISTANCES = ("l2", "cosine", "norm")
+DISTANCES = ("l2", "cosine", "norm", "layer_cosine")
+#: distances the fused kernel computes; the others take the reference path
+FUSED = ("l2", "cosine", "norm")
 
 
 def layer_weight_tensor(num_layers: int, weights: Sequence[float] | None) -> Tensor | None:
@@ -76,7 +82,7 @@ def distance(
         raise GradInvError(
             f"the dummy gradient has {len(dummy)} layers but the target has {len(target)}"
         )
-    if not fusable(dummy, target, weights, target_sq):
+    if kind not in FUSED or not fusable(dummy, target, weights, target_sq):
         return distance_reference(dummy, target, kind, weights, target_sq)
     return fused_distance(kind, dummy, target, weights, target_sq, workspace)
 
@@ -109,6 +115,17 @@ def distance_reference(
         inv_a = na.sum().sqrt().clamp_min(1e-12).reciprocal()
         inv_b = nb.sum().sqrt().clamp_min(1e-12).reciprocal()
         per = layer_sums(lambda a, b: (a * inv_a - b * inv_b).square(), dummy, target)
+        return 0.5 * ((per * weights).sum() if weights is not None else per.sum())
+    if kind == "layer_cosine":  # the same stable form as "cosine", normalised per layer
+        nb = target_sq if target_sq is not None else layer_sums(torch.square, target)
+        inv_a = layer_sums(torch.square, dummy).sqrt().clamp_min(1e-12).reciprocal()
+        inv_b = nb.sqrt().clamp_min(1e-12).reciprocal()
+        per = torch.stack(
+            [
+                (a * ia - b * ib).square().sum()
+                for a, b, ia, ib in zip(dummy, target, inv_a, inv_b, strict=True)
+            ]
+        )
         return 0.5 * ((per * weights).sum() if weights is not None else per.sum())
     raise GradInvError(f"unknown gradient distance {kind!r}; choose one of {DISTANCES}")
 

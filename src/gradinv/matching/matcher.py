@@ -56,7 +56,8 @@ class GradientMatcher:
         model: the victim model as the server holds it (its mode, train or eval, is
             the mode the client used).
         observed: what the client shared.
-        distance: ``"l2"`` or ``"cosine"``.
+        distance: one of :data:`~gradinv.matching.distances.DISTANCES` (``"l2"``,
+            ``"cosine"``, ``"norm"``, ``"layer_cosine"``).
         layer_weights: optional per-parameter-tensor weights of the distance.
         loss_fn: the client's training loss ``loss_fn(logits, labels)``.
         regularisers: ``[(weight, reg), ...]`` added per restart (see :data:`Regulariser`).
