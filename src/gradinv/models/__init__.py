@@ -20,7 +20,8 @@ from gradinv.models.torchvision_nets import resnet18, vgg16
 _BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "lenet": lambda c, k, s: LeNet(c, k, s),
     "lenet5": lambda c, k, s: LeNet5(c, k, s),
-    "lenet7": lambda c, k, s: LeNet7(c, k, s),
+    "lenet7": lambda c, k, s: LeNet7(c, k, s),  # DLG's init (issue 19)
+    "lenet7-pytorch": lambda c, k, s: LeNet7(c, k, s, init="pytorch"),  # PyTorch's default init
     "cnn": lambda c, k, s: CNN(c, k, s),
     "mlp3": lambda c, k, s: MLP(c * s * s, k, (512, 128)),
     "mlp4": lambda c, k, s: MLP(c * s * s, k, (512, 256, 64)),

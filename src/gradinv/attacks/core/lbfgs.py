@@ -163,14 +163,21 @@ def lbfgs_loop(
     """``torch.optim.LBFGS`` (no line search) batched over restarts: one curvature memory per
     row of ``x`` ``(R, B, C, H, W)`` (and of the label logits ``y`` when ``labels``). The
     learning-rate ``factor`` is unused (L-BFGS has a fixed step), accepted so both loops of
-    :func:`~gradinv.attacks.core.pixel.optimise_inputs` share one call."""
-    tol_grad, tol_change = 1e-7, 1e-9
+    :func:`~gradinv.attacks.core.pixel.optimise_inputs` share one call.
+
+    The stopping tolerances are torch's (``tolerance_grad=1e-7`` on max |g|,
+    ``tolerance_change=1e-9`` on the directional derivative, 1e-10 on the curvature
+    pair), taken *relative* to each row's first max |g| (squared for the products): an
+    objective whose gradients are small in absolute terms (a sigmoid victim under
+    PyTorch's default init, issue 19) is not mistaken for a converged one at iteration 0;
+    on objectives of scale 1 the absolute and relative tolerances coincide."""
+    tol_grad, tol_change, tol_curvature = 1e-7, 1e-9, 1e-10
     r, nx = x.shape[0], x[0].numel()
     xshape, yshape = x.shape, y.shape
     z = torch.cat([x.reshape(r, -1), y.reshape(r, -1)], 1) if labels else x.reshape(r, -1)
     active = torch.ones(r, dtype=torch.bool, device=z.device)
     memory = CurvatureMemory(r, z.shape[1], history_size, z)
-    d = prev_g = step = None
+    d = prev_g = step = scale = None
     n_iter = 0
     last, stopped = None, False
     good = (x, y)
@@ -196,12 +203,14 @@ def lbfgs_loop(
             g = gx.reshape(r, -1)
             if labels:
                 g = torch.cat([g, gy.reshape(r, -1)], 1)
-            active &= g.abs().amax(1) > tol_grad
+            if n_iter == 0:  # the objective's scale, per row
+                scale = g.abs().amax(1).clamp_min(torch.finfo(g.dtype).tiny)
+            active &= g.abs().amax(1) > tol_grad * scale
             if n_iter == 0:
                 d = -g
             else:
                 yv = g - prev_g
-                ok = ((yv * step).sum(1) > 1e-10) & active
+                ok = ((yv * step).sum(1) > tol_curvature * scale) & active
                 if bool(ok.any()):
                     memory.push(step, yv, ok)
                 d = memory.direction(g)
@@ -210,7 +219,7 @@ def lbfgs_loop(
                 t = torch.clamp(1.0 / g.abs().sum(1), max=1.0) * lr
             else:
                 t = torch.full((r,), float(lr), dtype=z.dtype, device=z.device)
-            active &= (g * d).sum(1) <= -tol_change
+            active &= (g * d).sum(1) <= -tol_change * scale.square()
             t = torch.where(active, t, torch.zeros_like(t))
             z_new = z + t[:, None] * d
             if boxed:
