@@ -43,7 +43,9 @@ def test_gradinvdiff_lands_closer_to_the_private_image_than_the_unguided_prior(p
 
 
 def test_ggdm_returns_a_batch_in_unit_range_closer_than_the_unguided_prior(prior_dir):
-    case = build_case("digits", "lenet7", 8, 2, seed=0)
+    # gamma = 10 was tuned on the PyTorch-initialised LeNet7, whose gradients are ~100x
+    # smaller in the conv layers: GGDM's guidance scale is per victim (issue 19 tunes it)
+    case = build_case("digits", "lenet7-pytorch", 8, 2, seed=0)
     rec = attacks.run("ggdm", case.model, observe(case), prior=prior_dir, steps=STEPS, seed=0)
     assert rec.images.shape == case.images.shape
     assert rec.images.min() >= 0 and rec.images.max() <= 1
