@@ -57,7 +57,13 @@ def test_ggdm_returns_a_batch_in_unit_range_closer_than_the_unguided_prior(prior
 
 @pytest.mark.parametrize(
     "options",
-    [{"amo": False}, {"gani": False}, {"include_start": True}, {"label_method": "count"}],
+    [
+        {"amo": False},
+        {"amo": False, "without_amo": "unguided"},
+        {"gani": False},
+        {"include_start": True},
+        {"label_method": "count"},
+    ],
 )
 def test_gradinvdiff_ablations_run(prior_dir, options):
     case = build_case("digits", "lenet7", 8, 2, seed=3)
@@ -69,6 +75,23 @@ def test_gradinvdiff_ablations_run(prior_dir, options):
     assert rec.images.shape == case.images.shape and torch.isfinite(rec.images).all()
     assert [r["t"] for r in records] == load_prior(prior_dir).timesteps(4)
     assert records[0]["gamma"] == (1.0 if config.amo else 0.0)
+
+
+def test_without_amo_keeps_eq5_guidance_unless_asked_for_the_unguided_mean(prior_dir):
+    case = build_case("digits", "lenet7", 8, 1, seed=3)
+    runs = {
+        reading: gradinvdiff.run(
+            case.model,
+            observe(case),
+            gradinvdiff.Config(prior=prior_dir, steps=4, seed=3, amo=False, without_amo=reading),
+        ).images
+        for reading in ("eq5", "unguided")
+    }
+    assert not torch.allclose(runs["eq5"], runs["unguided"])  # the guided mean moved
+    with pytest.raises(GradInvError, match="without_amo must be one of"):
+        gradinvdiff.run(
+            case.model, observe(case), gradinvdiff.Config(prior=prior_dir, without_amo="none")
+        )
 
 
 @pytest.mark.parametrize("module", [gradinvdiff, ggdm])

@@ -26,7 +26,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from gradinv.attacks.core.diffusion import guided_start, reverse_process
+from gradinv.attacks.core.diffusion import (
+    classifier_guided_mean,
+    guided_start,
+    reverse_process,
+)
 from gradinv.attacks.core.options import GuidedOptions
 from gradinv.attacks.core.progress import Callback
 from gradinv.case import Observed, Reconstruction
@@ -59,10 +63,7 @@ def run(
         else:
             post = g.prior.posterior(x_t, t, s)
             dist, grad = g.match(x_t)
-        if config.normalize:
-            rms = grad.flatten(1).square().mean(1).sqrt().clamp_min(1e-30)
-            grad = grad / rms.reshape(-1, *([1] * (grad.ndim - 1)))
-        mean = post.mean - config.gamma * post.std**2 * grad  # + gamma Sigma^2 grad cos
+        mean = classifier_guided_mean(post.mean, post.std, grad, config.gamma, config.normalize)
         x_s = mean + post.std * g.noise(x_t) if s >= 0 else mean
         return x_s, {"distance": float(dist)}
 

@@ -89,6 +89,18 @@ class Guidance:
         return dist, g_xt, post
 
 
+def classifier_guided_mean(
+    mean: Tensor, std: Tensor, grad: Tensor, gamma: float, normalize: bool = True
+) -> Tensor:
+    """GradInvDiff eq. 5 (GGDM's classifier guidance): ``mu - gamma Sigma^2 grad D`` (i.e.
+    ``+ gamma Sigma^2 grad cos``), with ``grad`` rescaled to unit RMS per image first when
+    ``normalize`` (its raw size varies by orders of magnitude between victims)."""
+    if normalize:
+        rms = grad.flatten(1).square().mean(1).sqrt().clamp_min(1e-30)
+        grad = grad / rms.reshape(-1, *([1] * (grad.ndim - 1)))
+    return mean - gamma * std**2 * grad
+
+
 def guided_start(model: nn.Module, observed: Observed, config: GuidedOptions) -> Guidance:
     """Common opening of a guided attack: prior, labels (``config.label_method``, RLU with
     ``config.aux_dataset``), the matcher with ``config.distance`` and the seeded noise."""
