@@ -28,7 +28,8 @@ _BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "mlp5": lambda c, k, s: MLP(c * s * s, k, (1028, 512, 256, 64)),
     "resnet8": lambda c, k, s: ResNet8(c, k, s),
     "resnet18": lambda c, k, s: resnet18(c, k, s),
-    "vgg16": lambda c, k, s: vgg16(c, k, s),
+    "vgg16": lambda c, k, s: vgg16(c, k, s),  # GGSS-R Appendix B classifier (4096-4096-K)
+    "vgg16-small": lambda c, k, s: vgg16(c, k, s, classifier="small"),
 }
 NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
