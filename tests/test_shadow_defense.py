@@ -76,7 +76,8 @@ def _ctx(model: nn.Module, round: int = 0, rounds: int = 10, client: int = 0) ->
 def test_config_holds_paper_values():
     c = ShadowConfig()
     assert (c.latent_lr, c.shadow_lr, c.latent_epochs, c.latent_patience) == (1e-3, 1e-3, 500, 5)
-    assert (c.finetune_epochs, c.alpha_ema_shadow, c.r_shadow) == (20, 0.5, 20)
+    assert (c.finetune_epochs, c.alpha_ema_shadow, c.r_shadow) == (5, 0.5, 20)  # code: GAN_round
+    assert (c.distance, c.w_distance, c.w_bn, c.w_mse, c.clamp) == ("norm", 1e-2, 1e-2, 1.0, False)
     assert [c.lr_for(k) for k in range(10)] == [1e-3] * 4 + [2e-3] * 4 + [1e-4, 1e-3]
     assert [c.batch_size_for(k) for k in range(9)] == [4] * 4 + [8] * 4 + [1]
     assert (c.local_lr, c.local_epochs) == (1e-2, 1)
@@ -176,7 +177,10 @@ def test_noised_images_in_unit_range_with_weaker_foreground_noise_under_cam(gan,
     on = ShadowDefense(gan, config=cfg)
     out = on(x, y, _ctx(model, round=79, rounds=100))
     assert out.shape == x.shape and (out - x).abs().amax() > 0.05
-    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    torch.testing.assert_close(out, x + on.last_maps.n)  # the authors' code does not clip
+    clamped = ShadowDefense(gan, config=ShadowConfig(clamp=True, **FAST))
+    kept = clamped(x, y, _ctx(model, round=79, rounds=100))
+    assert float(kept.min()) >= 0.0 and float(kept.max()) <= 1.0
     maps_on = on.last_maps
     assert maps_on.alpha_cam == 0.5
     fg = maps_on.l_cam > 0

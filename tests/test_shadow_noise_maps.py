@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from gradinv.defenses.shadow import (
     alpha_cam,
     bounding_box,
     cam_reduce,
+    cam_reduce_relative,
     equalized_noise,
     error_map,
     foreground_map,
@@ -169,6 +171,46 @@ def test_cam_reduction_clipped_at_zero_never_flips_sign():
     assert cam_reduce(n3, l_cam, 0.5)[0, 0, 0, 0] < 0  # the literal eq. 15 overshoots
 
 
+@pytest.mark.parametrize("mode", ["relative", "code"])
+def test_foreground_noise_is_reduced_never_flipped_nor_above_the_background(mode):
+    # a flat N^3 (what equalisation aims at) and a CAM with a clear foreground
+    gen = _gen(3)
+    n3 = torch.full((3, 1, 16, 16), 1.0 / 256)
+    cam = torch.rand(3, 1, 16, 16, generator=gen)
+    x = torch.rand(3, 1, 16, 16, generator=gen)
+    fg = foreground_mask(cam, 0.3)
+    for r in (1, 34, 50, 100):  # alpha_CAM 0.1 ... 0.5 (>= 1/3 from round 34 of 100)
+        cfg = Config(cam_reduction_mode=mode)
+        maps = noise_map(x, x, cam, r, 100, n3, dataclasses.replace(cfg, alpha_noise=1.0))
+        assert torch.all(maps.n4 * n3 >= 0)  # no sign flip
+        assert torch.all(maps.n4.abs() <= n3.abs())  # only ever lowered
+        for b in range(3):  # the foreground's noise never exceeds the background's
+            assert maps.n[b][fg[b]].abs().max() <= maps.n[b][~fg[b]].abs().min()
+
+
+def test_the_literal_reading_of_eq15_flips_the_foreground_once_alpha_reaches_a_third():
+    n3 = torch.full((1, 1, 16, 16), 1.0 / 256)
+    cam = torch.rand(1, 1, 16, 16, generator=_gen(4))
+    l_cam = foreground_map(cam, 0.3, 1.0)  # softmax over the foreground only, T = 1
+    flipped = cam_reduce(n3, l_cam, 0.34) < 0
+    assert flipped.float().mean() > 0.2  # the defect the default reading fixes
+
+
+def test_the_codes_cam_map_is_one_softmax_over_the_batch_and_nearly_uniform():
+    cam = torch.rand(4, 1, 8, 8, generator=_gen(5))
+    l_cam = foreground_map(cam, 0.3, 20.0, whole=True)
+    torch.testing.assert_close(l_cam.sum(), torch.tensor(1.0))
+    assert l_cam.max() / l_cam.min() <= math.exp(1 / 20) + 1e-6  # background mass exp(0)
+
+
+def test_absolute_noise_in_the_codes_normalised_units_peaks_at_max_x_minus_mean():
+    x = torch.rand(2, 3, 6, 6, generator=_gen(6))
+    n4 = torch.rand(2, 1, 6, 6, generator=_gen(7))
+    n = absolute_noise(n4, x, 0.25, norm_mean=0.5329)
+    peak = (x.flatten(1).amax(1) - 0.5329) * 0.25
+    torch.testing.assert_close(n.flatten(1).amax(1), peak)
+
+
 def test_alpha_cam_follows_eq16():
     assert alpha_cam(0, 100) == 0.1
     assert alpha_cam(30, 100) == pytest.approx(0.3)
@@ -214,9 +256,11 @@ def test_noise_map_composes_the_steps_and_preserves_shape_device_dtype():
     assert second.alpha_cam == pytest.approx(0.11)
     assert second.w_n == pytest.approx(0.19 * math.exp(0.11))
     # steps agree with the individual functions
-    torch.testing.assert_close(first.n2, equalized_noise(relative_noise(x, xs, 1.0), 256))
-    torch.testing.assert_close(first.n4, cam_reduce(first.n3, first.l_cam, first.alpha_cam))
-    torch.testing.assert_close(first.n, absolute_noise(first.n4, x, first.w_n))
+    n1 = relative_noise(x, xs, cfg.noise_temperature)
+    torch.testing.assert_close(first.n2, equalized_noise(n1, 256, cfg.equalize_temperature))
+    reduced = cam_reduce_relative(first.n3, first.l_cam, first.alpha_cam)
+    torch.testing.assert_close(first.n4, reduced)
+    torch.testing.assert_close(first.n, absolute_noise(first.n4, x, first.w_n, norm_mean=0.5329))
     assert (x + first.n).shape == x.shape
     no_cam = noise_map(x, xs, None, 10, 100, None, cfg)
     assert torch.equal(no_cam.n4, no_cam.n3) and torch.all(no_cam.l_cam == 0)

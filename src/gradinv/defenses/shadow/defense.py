@@ -13,7 +13,7 @@ where that adversary reconstructs best, before the real local training::
                x_s = G_{theta'}(z);  L^c = GradCAM++(f', x)               eqs. 8-9
                N = noise_map(x, x_s, L^c, r, R, N^3_prev)                 eqs. 10-18
                theta_s <- a theta_s + (1 - a) theta'_s   while r <= r_shadow   (eq. 7)
-               return clamp(x + N, 0, 1)                 Sec. 4.3 "True local training"
+               return x + N                              Sec. 4.3 "True local training"
 
 Reconstruction choices (the paper is silent or ambiguous; each is also noted where it is made):
 
@@ -26,13 +26,12 @@ Reconstruction choices (the paper is silent or ambiguous; each is also noted whe
   image generator ``theta_s^gen`` that is fine-tuned. :func:`split_generator` names both.
 * **The generator runs in eval mode** (BatchNorm with its pretrained running statistics), so
   each ``G(z_j)`` depends on ``z_j`` only and no generator buffer ever changes.
-* **Eq. 6 weights** (the paper gives none): ``D`` is the cosine gradient distance of Inverting
-  Gradients (scale-free, so it fits the mean update of several local steps) with weight 1;
-  ``R_TV`` 1e-2, ``R_BN`` 1e-2, ``R_L2`` 1e-4 (GradInversion's / DeepInversion's orders of
-  magnitude for BN and L2), ``L_MSE`` 1 (mean over pixels). Measured at the start of
-  fine-tuning (32 px chest GAN, 4 images, latents after 200 steps): D 0.0024 (sigmoid LeNet)
-  / 0.48 (a small conv-BN net), MSE 0.026, TV 0.087, BN term 0.15, ||x||_2 48, so the
-  weighted terms are D, MSE >> L2 (5e-3) > BN (1.5e-3) > TV (9e-4).
+* **Eq. 6 weights** (the text gives none; the authors' code, ``defense/configs`` and
+  ``utils/loss.py``): ``D`` the sum of per-layer L2 norms of the gradient difference
+  (``distance="norm"``) with weight 1e-2, ``R_BN`` 1e-2, ``L_MSE`` 1 (mean over pixels),
+  the image norm ``1e2 ||x||_2 / (HW)^2`` (``R_L2`` 1e-4 at 32 px). The code's TV is the
+  sum of the L2 norms of four finite differences with weight 1e-5; ours is Inverting
+  Gradients' mean absolute TV, kept at 1e-2 (a weight of another definition).
 * **BN target.** ``R_BN`` compares the BatchNorm *input* statistics of ``G(z)`` in the global
   model (train mode, as the client trains) with the per-batch statistics the server can
   recover from the pseudo-updated running statistics and the global ones:
@@ -40,8 +39,9 @@ Reconstruction choices (the paper is silent or ambiguous; each is also noted whe
   (exact for one step; for ``K > 1`` a weighted mean of the steps' batch statistics). The
   running variance is unbiased, the recorded one biased (a factor ``n / (n - 1)``, ignored).
 * **Steps.** Sec. 5.1 gives "20" as "the default epoch of fine-tuning for shadow models" and
-  also "5 for shadow models" as "optimization epochs for each local round"; we run
-  ``finetune_epochs = 20`` full-batch Adam steps per round (set 5 for the other reading).
+  also "5 for shadow models" as "optimization epochs for each local round"; the authors'
+  code runs ``GAN_round = 5`` Adam steps per mini-batch. We run ``finetune_epochs = 5``
+  full-batch Adam steps per round (a client's batch is its whole data here).
   The "step scheduler" of Sec. 5.1 is unspecified: learning rates are constant. A fresh Adam
   state is used every round (our choice).
 * **Rounds.** ``context.round`` is 0-based (:class:`~gradinv.defenses.ClientContext`); eqs.
@@ -49,10 +49,10 @@ Reconstruction choices (the paper is silent or ambiguous; each is also noted whe
   round"), so the last round has ``r / R = 1``. The shadow model is fine-tuned and
   momentum-updated while ``r <= r_shadow`` (the first 20 rounds); afterwards it is frozen and
   only ``G_{theta_s}(z)``, the CAM and the noise are recomputed.
-* **Clamp.** The paper adds ``N`` to images normalised to zero mean and unit variance and does
-  not clip. Here images live in ``[0, 1]`` (the models' input range), so the noised images are
-  clamped back to ``[0, 1]``; this only weakens the (positive) noise at pixels above
-  ``1 - N``.
+* **Clamp.** The paper adds ``N`` to normalised images and does not clip; nor do we by
+  default (``clamp=True`` keeps ``x + N`` in ``[0, 1]``, which removes the positive noise of
+  bright pixels and, with an amplitude twice the code's, saturated every image white in
+  earlier runs).
 
 The FL model is never modified: pseudo training works on a copy (:func:`local_train`), the
 matching on a stateless copy (:class:`~gradinv.matching.GradientMatcher`), Grad-CAM++ on the
@@ -99,15 +99,15 @@ class ShadowConfig:
     shadow_lr: float = 1e-3  # Sec. 5.1: Adam, 1e-3 for shadow models (clients past the table)
     finetune_lrs: tuple[float, ...] = PAPER_FINETUNE_LRS  # Sec. 5.1, by 0-based client
     finetune_lr: float | None = None  # our option: one lr for every client (None: per client)
-    finetune_epochs: int = 20  # Sec. 5.1 / Table 5: default fine-tuning epochs (module doc)
+    finetune_epochs: int = 5  # authors' code: GAN_round = 5 per mini-batch (text: 20; module doc)
     alpha_ema_shadow: float = 0.5  # Sec. 5.1: alpha_ema^shadow = 0.5 (eq. 7)
     r_shadow: int = 20  # Sec. 5.1: "global round for updates of the shadow model is set at 20"
-    distance: str = "cosine"  # eq. 6 D; our choice: paper silent (IG's cosine, scale-free)
-    w_distance: float = 1.0  # eq. 6 has no weights; our choice
-    w_tv: float = 1e-2  # our choice (paper silent)
-    w_bn: float = 1e-2  # our choice (GradInversion / DeepInversion order of magnitude)
-    w_l2: float = 1e-4  # our choice (l2_norm is ||x||_2 of the whole batch)
-    w_mse: float = 1.0  # our choice: L_MSE "accelerates convergence" (Sec. 4.3)
+    distance: str = "norm"  # eq. 6 D: text silent; authors' code: sum of per-layer L2 norms
+    w_distance: float = 1e-2  # eq. 6 has no weights; authors' code shadow_grad_match 1e-2
+    w_tv: float = 1e-2  # ours: the code's TV is another definition (norms of 4 differences, 1e-5)
+    w_bn: float = 1e-2  # authors' code shadow_bn 1e-2
+    w_l2: float = 1e-4  # authors' code: 1e2 ||x||_2 / (HW)^2, i.e. ~1e-4 at 32 px
+    w_mse: float = 1.0  # authors' code shadow_rec 1; L_MSE "accelerates convergence" (Sec. 4.3)
     local_lr: float = 1e-2  # Sec. 5.1: task SGD lr 1e-2 (pseudo local training)
     local_epochs: int = 1  # Sec. 5.1: one local round
     local_batch_sizes: tuple[int, ...] = PAPER_BATCH_SIZES  # Sec. 5.1, by 0-based client
@@ -120,7 +120,7 @@ class ShadowConfig:
     finetune_shadow: bool = True  # Table 3 "w/o FT S" when False: theta_s never changes
     equalize: bool = True  # Table 3 "w/o Equ" when False (overrides noise.equalize)
     cam_reduction: bool = True  # Table 3 "w/o CAM" when False (overrides noise.cam_reduction)
-    clamp: bool = True  # our choice: keep x + N in [0, 1] (module docstring)
+    clamp: bool = False  # authors' code: no clipping (normalised images); True: keep [0, 1]
     seed: int = 0  # our choice: latent init and pseudo-training shuffles
     progress: bool = False  # tqdm bars for the latent fit and fine-tuning
 

@@ -12,8 +12,31 @@ per-round amplitude that grows as training goes on::
     N^2 = softmax_HW(G(N^1)),  G = histogram-equalisation CDF       (eqs. 12-13)
     N^3 = a_noise N^3_prev + (1 - a_noise) N^2                      (eq. 14)
     N^4 = N^3 - a_CAM sign(N^3) L_CAM,  a_CAM = clip(r/R, min, max) (eqs. 15-16)
-    L_CAM = softmax over M_CAM of (L^c / T),  M_CAM = top-30 % of L^c (eqs. 8-9)
+    L_CAM = sigma(M_CAM * L^c / T),  M_CAM = top-30 % of L^c        (eqs. 8-9)
     N   = |max(x) / max(N^4) w_N| N^4,  w_N = a_N exp(r / R)        (eqs. 17-18)
+
+Text and the authors' code (``tekap404/ShadowDef``, ``defense/client/client.py``) differ in
+three places, each a parameter of :class:`Config`:
+
+* **Eq. 15, the CAM reduction** (``cam_reduction_mode``). The text says the foreground's
+  noise "is reduced". The code takes ``sigma`` over every pixel of the batch at T = 20, so
+  ``L_CAM`` is nearly uniform (foreground pixels ``e^(1/20)`` ~ 1.05 times the background's)
+  and eq. 15 lowers the whole map by about ``a_CAM / B`` (``"code"``). Read with ``sigma``
+  over the foreground alone (our earlier reading, ``"literal"``), ``a_CAM L_CAM`` exceeds
+  ``N^3`` once ``a_CAM >= 1/3`` and most foreground pixels get noise of the opposite sign,
+  as large as the peak: the reverse of "reduced". The default, ``"relative"`` (ours, the
+  text's intent), lowers each foreground pixel in proportion to its CAM,
+  ``N^4 = N^3 (1 - a_CAM L_CAM / max L_CAM)`` (at most by ``a_CAM`` <= 0.5), never flips
+  a sign and leaves the background bit-identical.
+* **Temperatures** (``*_temperature``): the text gives none; the code uses T = 20 in all
+  three softmaxes (eqs. 8, 11, 12), the defaults here.
+* **The amplitude of eq. 17** (``norm_mean``): the code works on images normalised with the
+  dataset's mean and std (ChestXRay 0.5329 / 0.2534), so ``max(x)`` there is
+  ``(max(x) - m) / s`` and the noise, mapped back to pixel units, peaks at
+  ``|max(x) - m| w_N``, not ``max(x) w_N``: about half as large for images in ``[0, 1]``.
+  ``norm_mean=None`` reads eq. 17 in pixel units.
+* **Momentum** (``alpha_noise``): the text's 0.9 on the previous map (eq. 14, Sec. 5.1);
+  the code's EMA keeps 0.1 of it. The default is the text's.
 
 Every function is a pure, batched tensor transform over the last two (spatial) dims, on its
 input's device. Maps keep a singleton channel dim, (B, 1, H, W), so ``x + N`` broadcasts
@@ -36,6 +59,10 @@ from gradinv.defenses.shadow.gradcam import foreground_mask, normalize01
 from gradinv.errors import GradInvError
 
 SCHEDULES = ("increase", "fixed", "decrease")
+#: readings of eq. 15 (module docstring): the text's intent, the authors' code, the letter
+CAM_REDUCTIONS = ("relative", "code", "literal")
+#: the authors' ChestXRay normalisation (``defense/configs``): mean and std of the pixels
+CODE_NORM_MEAN, CODE_NORM_STD = 0.5329, 0.2534
 
 
 @dataclass(frozen=True)
@@ -43,18 +70,20 @@ class Config:
     """Noise-map hyper-parameters of the shadow defense."""
 
     cam_top: float = 0.3  # Sec. 5.1: T_CAM = 30 % (top pixels of Grad-CAM++)
-    cam_temperature: float = 1.0  # eq. 8 temperature T; our choice: paper silent on its value
+    cam_temperature: float = 20.0  # eq. 8 T: text silent; authors' code 20
     alpha_cam_min: float = 0.1  # Sec. 5.1 says "max, min are 0.1 and 0.5": swapped, see eq. 16
     alpha_cam_max: float = 0.5  # Sec. 5.1 (0.5); min <= max is needed for eq. 16 to vary
-    noise_temperature: float = 1.0  # eqs. 10-11 temperature T; our choice: paper silent
+    noise_temperature: float = 20.0  # eqs. 10-11 T: text silent; authors' code 20
     gray_levels: int = 256  # eq. 13: N_gray = 256, a = 0, b = 255 (Sec. 4.3)
-    equalize_temperature: float = 1.0  # eq. 12 softmax has no temperature (= 1), Sec. 4.3
-    alpha_noise: float = 0.9  # Sec. 5.1: alpha_ema^noise = 0.9 (eq. 14)
+    equalize_temperature: float = 20.0  # eq. 12 T: text has none (= 1); authors' code 20
+    alpha_noise: float = 0.9  # Sec. 5.1: alpha_ema^noise = 0.9 (eq. 14); authors' code 0.1
     alpha_n: float = 0.19  # Sec. 5.1: alpha_N = 0.19 (eq. 18)
     schedule: str = "increase"  # eq. 18 / Sec. 5.2 Fig. 8: the paper's choice is "increase"
     equalize: bool = True  # Table 3 ablation "Equ"; the paper's method uses it
     cam_reduction: bool = True  # Table 3 ablation "CAM"; the paper's method uses it
-    cam_clip_at_zero: bool = False  # eq. 15 literal (may cross 0); True: our option, paper silent
+    cam_reduction_mode: str = "relative"  # eq. 15 (module docstring): "relative", "code", "literal"
+    cam_clip_at_zero: bool = False  # "literal" only: stop eq. 15 at 0 (our option)
+    norm_mean: float | None = CODE_NORM_MEAN  # eq. 17 in the code's normalised units; None: [0, 1]
 
     def __post_init__(self) -> None:
         if not 0.0 < self.cam_top <= 1.0:
@@ -71,6 +100,11 @@ class Config:
             raise GradInvError(f"gray_levels must be >= 2, got {self.gray_levels}")
         if not 0.0 <= self.alpha_noise <= 1.0:
             raise GradInvError(f"alpha_noise must be in [0, 1], got {self.alpha_noise}")
+        if self.cam_reduction_mode not in CAM_REDUCTIONS:
+            raise GradInvError(
+                f"unknown cam_reduction_mode {self.cam_reduction_mode!r}; "
+                f"choose one of {CAM_REDUCTIONS}"
+            )
         if self.schedule not in SCHEDULES:
             raise GradInvError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
 
@@ -191,17 +225,23 @@ def momentum(prev: Tensor | None, new: Tensor, beta: float) -> Tensor:
     return beta * prev + (1.0 - beta) * new
 
 
-def foreground_map(cam: Tensor, top: float = 0.3, temperature: float = 1.0) -> Tensor:
+def foreground_map(
+    cam: Tensor, top: float = 0.3, temperature: float = 20.0, whole: bool = False
+) -> Tensor:
     """Eqs. 8-9, ``L_CAM = sigma(M_CAM * L^c / T)`` with ``M_CAM = topk(L^c, T_CAM)``.
 
-    ``sigma`` is read as the spatial softmax of eq. 11 taken over the foreground pixels only
-    (0 outside ``M_CAM``): a softmax over all pixels of ``M_CAM * L^c`` would give the
-    background mass ``exp(0)``, and eq. 15 would then also lower the background, against
-    the text ("the impact on foreground pixels within the noise map is reduced"). Like
-    ``N^2`` and ``N^3`` it sums to 1 per map, so eq. 15 compares quantities of one scale.
-    ``cam`` is ``L^c`` in [0, 1], e.g. from :func:`gradinv.defenses.shadow.gradcam.grad_cam_pp`.
+    By default ``sigma`` is the spatial softmax of eq. 11 taken over the foreground pixels
+    only (0 outside ``M_CAM``), summing to 1 per map. ``whole=True`` is the authors' code:
+    one softmax over every pixel of the batch of ``M_CAM * L^c / T`` (the background gets
+    mass ``exp(0)``; the map then sums to 1 over the batch). ``cam`` is ``L^c`` in [0, 1],
+    e.g. from :func:`gradinv.defenses.shadow.gradcam.grad_cam_pp`.
     """
     mask = foreground_mask(cam, top)
+    if whole:
+        if temperature <= 0:
+            raise GradInvError(f"softmax temperature must be > 0, got {temperature}")
+        z = (cam * mask / temperature).flatten()
+        return z.softmax(0).reshape(cam.shape)
     return sharpen(cam, temperature, mask=mask)
 
 
@@ -209,6 +249,18 @@ def alpha_cam(round: int, rounds: int, alpha_min: float = 0.1, alpha_max: float 
     """Eq. 16, ``alpha_CAM = min(alpha_max, max(alpha_min, r / R))``."""
     _check_round(round, rounds)
     return min(alpha_max, max(alpha_min, round / rounds))
+
+
+def cam_reduce_relative(n: Tensor, l_cam: Tensor, factor: float) -> Tensor:
+    """Eq. 15 as the text intends it (our reading; module docstring): each foreground pixel
+    lowered in proportion to its CAM, ``N^4 = N^3 (1 - factor L_CAM / max L_CAM)`` per map;
+    with ``0 <= factor <= 1`` the magnitude only falls, no sign flips, and pixels with
+    ``L_CAM == 0`` (the background) are returned bit-identical."""
+    if not 0.0 <= factor <= 1.0:
+        raise GradInvError(f"CAM reduction factor must be in [0, 1], got {factor}")
+    l_cam = l_cam.expand_as(n)
+    peak = l_cam.flatten(-2).amax(-1)[..., None, None].clamp_min(torch.finfo(n.dtype).tiny)
+    return torch.where(l_cam != 0, n * (1.0 - factor * l_cam / peak), n)
 
 
 def cam_reduce(n: Tensor, l_cam: Tensor, factor: float, clip_at_zero: bool = False) -> Tensor:
@@ -250,12 +302,16 @@ def noise_scale(
     raise GradInvError(f"unknown noise schedule {schedule!r}; choose one of {SCHEDULES}")
 
 
-def absolute_noise(n4: Tensor, x: Tensor, w_n: float, eps: float = 1e-12) -> Tensor:
+def absolute_noise(
+    n4: Tensor, x: Tensor, w_n: float, eps: float = 1e-12, norm_mean: float | None = None
+) -> Tensor:
     """Eq. 17, ``N = |max(x) / max(N^4) * w_N| * N^4`` with the maxima per image (``x``
     over C, H, W; ``N^4`` over its map), so each image's noise peaks at ``|max(x) w_N|``
-    where ``N^4`` peaks. A map whose max is 0 is treated as max ``eps``."""
+    where ``N^4`` peaks. With ``norm_mean`` ``m``, ``max(x)`` is taken in the normalised
+    units of the authors' code and mapped back: the peak is ``|max(x) - m| w_N`` (module
+    docstring). A map whose max is 0 is treated as max ``eps``."""
     b = x.shape[0]
-    x_max = x.reshape(b, -1).amax(1)
+    x_max = x.reshape(b, -1).amax(1) - (0.0 if norm_mean is None else norm_mean)
     n_max = n4.reshape(b, -1).amax(1)
     n_max = torch.where(n_max.abs() < eps, torch.full_like(n_max, eps), n_max)
     scale = (x_max / n_max * w_n).abs().to(n4.dtype)
@@ -288,13 +344,17 @@ def noise_map(
     a_cam = alpha_cam(round, rounds, config.alpha_cam_min, config.alpha_cam_max)
     if cam is not None and config.cam_reduction:
         cam = cam.reshape(n3.shape).to(n3.dtype)
-        l_cam = foreground_map(cam, config.cam_top, config.cam_temperature)
-        n4 = cam_reduce(n3, l_cam, a_cam, config.cam_clip_at_zero)
+        code = config.cam_reduction_mode == "code"
+        l_cam = foreground_map(cam, config.cam_top, config.cam_temperature, whole=code)
+        if config.cam_reduction_mode == "relative":
+            n4 = cam_reduce_relative(n3, l_cam, a_cam)
+        else:
+            n4 = cam_reduce(n3, l_cam, a_cam, config.cam_clip_at_zero)
     else:
         l_cam = torch.zeros_like(n3)
         n4 = n3
     w_n = noise_scale(round, rounds, config.alpha_n, config.schedule)
-    n = absolute_noise(n4, x, w_n)
+    n = absolute_noise(n4, x, w_n, norm_mean=config.norm_mean)
     return NoiseMaps(error_map(x, x_shadow), n1, n2, n3, n4, l_cam, a_cam, w_n, n)
 
 
