@@ -46,26 +46,45 @@
 # - `nearest public`: for each target, the closest public image (an oracle).
 #
 # The survey's attacks use no prior, so there is no prior-sample floor. Read each attack
-# against the floors first, and against the other attacks second. The verdicts at the end
-# never read the floor rows.
+# against the floors first, and against the other attacks second. The claims at the end
+# read the floors only as the floor an attack must beat.
 
 # %% tags=["parameters"]
 profile = "smoke"
 seed = 0
 device = "cpu"
+workers = 1
+executor = "local"
+refresh = False
+store = None
+
+# %% [markdown]
+# Every table and figure below is computed as *cells* (one attack on one private image
+# through one defense, the floors of one image, one variant of Fig. 5, one FedAvg run of
+# Table I) through the experiment engine: each finished cell is kept in the run store
+# (`store`; `None`: `$GRADINV_STORE`, else under the data root), so rerunning the notebook
+# reads what is there and computes only what is missing (an interrupted run resumes); a cell
+# two sections share (Fig. 4's undefended attack is level 0 of Figs. 6-7) is computed once.
+# `workers` runs cells in that many local processes (`executor`: `"ray"` or `"slurm"` to
+# spread them over a cluster); `refresh` recomputes them.
 
 # %%
 import pandas as pd
 from IPython.display import Markdown, display
 
 from gradinv import plots
+from gradinv.experiments import claims, profiles
 from gradinv.experiments import gia_survey as survey
-from gradinv.experiments.common import figures_dir, load_profile
+from gradinv.experiments.common import figures_dir, use_device
+from gradinv.experiments.engine import Runner
 
-settings = load_profile(survey.PAPER, profile)
+settings = profiles.load(survey.PAPER, profile, survey.Profile)
+run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+use_device(device)
 out = figures_dir(survey.PAPER)
 pd.set_option("display.precision", 3)
-print(f"profile={profile} seed={seed} device={device}; figures -> {out}")
+print(f"profile={profile} seed={seed} device={device}; {run.describe()}")
+print(f"figures -> {out}")
 print({role: survey.dataset_for(role, settings) for role in ("mnist_like", "cifar_like")})
 
 # %% [markdown]
@@ -99,7 +118,8 @@ print({role: survey.dataset_for(role, settings) for role in ("mnist_like", "cifa
 # two rows are the data floors for the same image.
 
 # %%
-fig4_images, fig4_table = survey.fig4(settings, seed, device)
+fig4_records = run(survey.fig4_cells(settings, seed))
+fig4_images, fig4_table = survey.fig4(fig4_records, settings, seed)
 plots.image_row(fig4_images, out / "fig4_single_sample.png", title="Fig. 4: single sample")
 plots.table_markdown(fig4_table, out / "fig4_metrics.md")
 fig4_table
@@ -114,7 +134,8 @@ fig4_table
 # same batch close the table.
 
 # %%
-fig3_images, fig3_table = survey.fig3(settings, seed, device)
+fig3_records = run(survey.fig3_cells(settings, seed))
+fig3_images, fig3_table = survey.fig3(fig3_records, settings, seed)
 fig = plots.image_grid(list(fig3_images.values()), list(fig3_images), title="Fig. 3: batch")
 plots.save(fig, out / "fig3_batch.png")
 plots.table_markdown(fig3_table, out / "fig3_metrics.md")
@@ -130,7 +151,8 @@ fig3_table
 # eavesdropper who sees the integer codes and the server who sees dequantised values.
 
 # %%
-fig5_images, fig5_snaps, fig5_table = survey.fig5(settings, seed, device)
+fig5_records = run(survey.fig5_cells(settings, seed))
+fig5_images, fig5_snaps, fig5_table = survey.fig5(fig5_records, settings, seed)
 rows = [fig5_images[k] for k in fig5_images if k != "ground truth"]
 fig = plots.image_grid(
     rows,
@@ -150,7 +172,8 @@ fig5_table
 # $10^{-1}$ defends.
 
 # %%
-fig6_results = survey.fig6(settings, seed, device)
+fig6_records = run(survey.fig6_cells(settings, seed))
+fig6_results = survey.fig6(fig6_records, settings, seed)
 for kind, (images, table) in fig6_results.items():
     plots.image_row(images, out / f"fig6_{kind}.png", title=f"Fig. 6: {kind} noise")
     plots.table_markdown(table, out / f"fig6_{kind}.md")
@@ -164,7 +187,8 @@ for kind, (images, table) in fig6_results.items():
 # MNIST (monochrome, clean background) needs about 60 %.
 
 # %%
-fig7_results = survey.fig7(settings, seed, device)
+fig7_records = run(survey.fig7_cells(settings, seed))
+fig7_results = survey.fig7(fig7_records, settings, seed)
 for role, (images, table) in fig7_results.items():
     plots.image_row(images, out / f"fig7_pruning_{role}.png", title=f"Fig. 7: pruning, {role}")
     plots.table_markdown(table, out / f"fig7_pruning_{role}.md")
@@ -177,10 +201,11 @@ for role, (images, table) in fig7_results.items():
 # The paper does not give the number of rounds, the client split or where the DP noise is
 # added; our choices are profile fields: IID shards, `rounds`, noise on every local step's
 # gradient (`noise_where`), quantisation on the shared update with server-side
-# dequantisation (`quant_where`).
+# dequantisation (`quant_where`). Each FedAvg run (one role, one method) is one cell.
 
 # %%
-table1 = survey.table1(settings, seed, device)
+table1_records = run(survey.table1_cells(settings, seed))
+table1 = survey.table1(table1_records, settings, seed)
 plots.table_markdown(table1, out / "table1_accuracy.md")
 table1
 
@@ -193,45 +218,82 @@ table1
 # since they see no gradient. An attack × defense cell leaks only if it is above them.
 
 # %%
-sweep = survey.defense_table(settings, seed, device)
+sweep_records = run(survey.defense_table_cells(settings, seed))
+sweep = survey.defense_table(sweep_records, settings, seed)
 plots.table_markdown(sweep, out / "attack_x_defense.md")
 sweep.pivot_table(index="attack", columns="defense", values="psnr")
 
 # %% [markdown]
 # ## Paper vs this run
 #
-# First Table I side by side (paper's numbers are from its Table I; ours from this run),
-# then each claim with the verdict computed from this run's numbers. An attack counts as
-# successful when its reconstruction reaches the profile's `success_psnr`.
+# First Table I side by side (the paper's accuracy from its Table I, in
+# `papermill_runs/gia_survey/reported.csv`; ours as the mean over seeds with its interval and
+# `n`), then the defense levels of Figs. 6-7: the smallest level that stops the attack and
+# the largest that does not, where an attack succeeds when its reconstruction reaches the
+# profile's `success_psnr`.
 
 # %%
-ours = table1.dropna(subset=["accuracy"]).pivot_table(
-    index="method", columns="dataset_role", values="accuracy"
-)
-side = survey.PAPER_TABLE1.set_index("method").join(ours, lsuffix=" (paper)", rsuffix=" (this run)")
-plots.table_markdown(side.reset_index(), out / "table1_paper_vs_this_run.md")
-side
+reported = claims.load_reported(survey.PAPER)
+cmp1 = survey.compare_table1(survey.unit_rows(table1_records), reported)
+plots.table_markdown(cmp1, out / "table1_paper_vs_this_run.md")
+cmp1
 
 # %%
-claims = survey.verdicts(fig5_table, fig6_results, fig7_results, table1, settings["success_psnr"])
-plots.table_markdown(claims, out / "paper_vs_this_run.md")
-claims
+sweeps = survey.sweep_units(fig6_records, fig7_records, settings)
+cmp_levels = survey.compare_thresholds(sweeps, settings.success_psnr, reported)
+plots.table_markdown(cmp_levels, out / "defense_levels_paper_vs_this_run.md")
+cmp_levels
 
 # %% [markdown]
 # **Where this run differs from the paper.** Stand-in data replace the datasets that are
 # not on this machine (see the dataset roles printed above). The `smoke` profile attacks
-# 16-pixel images with tens of attack iterations and runs FedAvg for a few rounds on a few
-# thousand images (`papermill_runs/gia_survey/smoke.yaml`), so its accuracies are far below
-# a converged model's and its verdicts speak for the ordering of defenses more than for
-# their absolute levels; the `paper` profile uses the paper's image sizes, hundreds to
-# thousands of iterations and 50 rounds on the full training sets. Our LeNet-5 uses tanh,
-# average pooling and Keras' initialisation (the paper's model is Keras and otherwise
-# unspecified), and R-GAP attacks DLG's LeNet, since it cannot invert pooling layers.
+# small images with tens to hundreds of attack iterations and runs FedAvg for a few rounds
+# on a few thousand images (`papermill_runs/gia_survey/smoke.yaml`; its scale is printed in
+# the summary below), so its accuracies are far below a converged model's and its claims
+# speak for the ordering of defenses more than for their absolute levels; the `paper`
+# profile uses the paper's image sizes, hundreds to thousands of iterations and more rounds
+# on the full training sets. Our LeNet-5 uses tanh, average pooling and Keras'
+# initialisation (the paper's model is Keras and otherwise unspecified), and R-GAP attacks
+# DLG's LeNet, since it cannot invert pooling layers.
 #
-# **What the committed smoke run says** (the verdict table above is recomputed on every run;
-# these sentences describe `figures/gia_survey/`). Fixed-variance noise thresholds depend on the scale of the
-# gradients: a freshly initialised LeNet-5 has small gradients, so variances the paper
-# calls harmless already hurt the attack here. Pruning reproduces the paper's ordering
-# (colour images need less pruning than clean monochrome digits). Mixed-precision
-# quantisation only defends against someone who sees the integer codes without their
-# scales; a server that dequantises, as the paper's FL pipeline does, can still invert.
+# ## Claims
+#
+# Each claim of the paper, judged on this run's per-unit results
+# (`gradinv.experiments.claims`; unit: the seed, which draws the private image and the
+# victim, and for claims about *every* attack the attack too). "The attack succeeds" means
+# a PSNR at or above `success_psnr` and becomes a success rate with Wilson's interval;
+# an attack beats the floors when it is above the better of the two for the same image. A
+# verdict needs at least five units: with fewer it is *inconclusive*, whatever the numbers
+# say; a Table I claim on a role whose Base FL stays at chance accuracy is *untestable here*.
+
+# %%
+verdicts = [
+    *survey.sweep_verdicts(sweeps, settings),
+    *survey.fig5_verdicts(fig5_records, settings),
+    *survey.defense_table_verdicts(sweep_records, settings),
+    *survey.table1_verdicts(table1_records, settings),
+    *survey.grid_verdicts(fig4_records, "Fig. 4", settings),
+    *survey.grid_verdicts(fig3_records, "Fig. 3", settings),
+]
+claims.write_claims(verdicts, out)
+claims.claims_table(verdicts).drop(columns=["kind", "estimate"])
+
+# %% [markdown]
+# **What this run says**, generated from its tables (`figures/gia_survey/summary.md`).
+# Fixed-variance noise thresholds depend on the scale of the gradients, and
+# mixed-precision quantisation can only defend against someone who sees the integer codes
+# without their scales: compare the two quantised variants of Fig. 5 below.
+
+# %%
+summary = survey.summary_markdown(
+    settings,
+    fig5_table,
+    {
+        **{f"{k} noise ({settings.fig6.attack})": t for k, (_, t) in fig6_results.items()},
+        **{f"pruning, {r} ({settings.fig7.attack})": t for r, (_, t) in fig7_results.items()},
+    },
+    table1,
+    verdicts,
+)
+(out / "summary.md").write_text(summary + "\n")
+Markdown(summary)

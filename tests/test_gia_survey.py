@@ -1,67 +1,252 @@
-"""The survey's drivers on a tiny problem: floors in the reconstruction tables, verdicts that
-ignore them."""
+"""The survey notebook's drivers on a tiny problem: its typed profile, its cells in a run store
+(stable keys, shared cells, a second run computes nothing), floors in the reconstruction
+tables, and claims in the four-verdict vocabulary."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
-SURVEY_TINY = {
+import pandas as pd
+import pytest
+
+from gradinv import options
+from gradinv.errors import GradInvError
+from gradinv.experiments import claims, profiles
+from gradinv.experiments import gia_survey as survey
+from gradinv.experiments.engine import RunStore, run_cells
+from gradinv.experiments.floors import NEAREST_PUBLIC, PUBLIC_MEAN
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOORS = [PUBLIC_MEAN, NEAREST_PUBLIC]  # no prior: no prior-sample floor
+
+#: one embedded dataset, two-iteration attacks, a one-round federation of two clients
+TINY = {
     "attack_model": "lenet5",
     "size": 16,
     "datasets": {"cifar_like": ["natural_color"]},
-    "attacks": {"dlg": {"iterations": 2}, "rgap": {"model": "lenet"}},
+    "attacks": {"dlg": {"iterations": 2}, "idlg": {"iterations": 2}, "rgap": {"model": "lenet"}},
     "grid_attacks": ["dlg", "rgap"],
     "fig3": {"dataset": "cifar_like", "batch": 2},
     "fig4": {"dataset": "cifar_like"},
+    "fig5": {"dataset": "cifar_like", "attack": "idlg", "snapshots": [0, 1, 2]},
+    "fig6": {"dataset": "cifar_like", "attack": "dlg", "variances": [1.0e-1]},
+    "fig7": {"attack": "dlg", "datasets": ["cifar_like"], "percents": [30]},
+    "table1": {"datasets": ["cifar_like"], "size": 16, "clients": 2, "rounds": 1,
+               "train_n": 40, "test_n": 20},
     "defense_table": {
         "dataset": "cifar_like",
         "attacks": ["dlg"],
         "levels": [{"defense": "none"}, {"defense": "pruning", "options": {"percent": 30}}],
     },
-}
+}  # fmt: skip
 
 
-def test_survey_tables_carry_the_data_floors_and_the_verdicts_ignore_them():
-    import pandas as pd
+@pytest.fixture(scope="module")
+def profile() -> survey.Profile:
+    return options.build(survey.Profile, TINY, "tiny profile")
 
-    from gradinv.experiments import gia_survey as survey
-    from gradinv.experiments.floors import NEAREST_PUBLIC, PUBLIC_MEAN
 
-    floors = [PUBLIC_MEAN, NEAREST_PUBLIC]  # no prior: no prior-sample floor
-    _, fig4 = survey.fig4(SURVEY_TINY)
-    _, fig3 = survey.fig3(SURVEY_TINY)
-    sweep = survey.defense_table(SURVEY_TINY)
-    for table, attacks in ((fig4, ["dlg", "rgap"]), (fig3, ["dlg", "rgap"]), (sweep, ["dlg"])):
-        assert list(table["attack"]).count(PUBLIC_MEAN) == 1  # once per set of targets
-        assert list(table["attack"].iloc[-2:]) == floors
-        assert list(survey.attack_rows(table)["attack"].unique()) == attacks
-        rows = table[table["attack"].isin(floors)]
+@pytest.fixture(scope="module")
+def run(profile, tmp_path_factory):
+    """The tiny profile's cells computed once into a fresh store: (store, records)."""
+    store = RunStore(tmp_path_factory.mktemp("store"))
+    return store, run_cells(survey.all_cells(profile), store, progress=False)
+
+
+# -- profile ----------------------------------------------------------------------------------
+def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
+    smoke = profiles.load(survey.PAPER, "smoke", survey.Profile, root=ROOT)
+    paper = profiles.load(survey.PAPER, "paper", survey.Profile, root=ROOT)
+    assert smoke == survey.Profile()
+    assert paper.size == 32 and paper.table1.rounds == 50 and paper.table1.train_n is None
+    assert paper.attacks.of("ig") == (None, {"iterations": 4000, "restarts": 4})
+    assert survey.attack_options(smoke, "rgap")[0] == "lenet"
+    assert [lv.defense for lv in paper.defense_table.levels][-2:] == ["quantization"] * 2
+    assert smoke.fig7.percents == (1, 10, 20, 30, 40, 50, 60)  # ints: "pruning(percent=1)"
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (("  size: 16", "  sise: 16"), "sise"),  # a misspelt setting
+        (("batch: 2}", "btach: 2}"), "btach"),  # a nested section
+        (("    dlg: {iterations: 60}", "    dlg: {iterashuns: 60}"), "iterashuns"),  # attack
+        (("- {defense: none}", "- {defens: none}"), "defens"),  # a defense level
+        (("    noise_where: step", "    noise_wher: step"), "noise_wher"),  # Table I
+        (("seed: 0", "seeed: 0"), "seeed"),  # a top-level parameter
+    ],
+)
+def test_profile_rejects_an_unknown_key_naming_the_key_and_the_file(tmp_path, edit, key):
+    folder = tmp_path / "papermill_runs" / survey.PAPER
+    folder.mkdir(parents=True)
+    text = (ROOT / "papermill_runs" / survey.PAPER / "smoke.yaml").read_text()
+    assert edit[0] in text
+    (folder / "typo.yaml").write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(GradInvError) as err:
+        profiles.load(survey.PAPER, "typo", survey.Profile, root=tmp_path)
+    message = str(err.value)
+    assert key in message and "papermill_runs/gia_survey/typo.yaml" in message
+    assert "\n" not in message
+
+
+def test_profile_checks_roles_attacks_and_where():
+    with pytest.raises(GradInvError, match="fig4.dataset"):
+        options.build(survey.Profile, {"fig4": {"dataset": "imagenet"}}, "p")
+    with pytest.raises(GradInvError, match="grid_attacks"):
+        options.build(survey.Profile, {"grid_attacks": ["dlgg"]}, "p")
+    with pytest.raises(GradInvError, match="noise_where"):
+        options.build(survey.Profile, {"table1": {"noise_where": "server"}}, "p")
+
+
+# -- cells --------------------------------------------------------------------------------------
+def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
+    keys = [c.key for c in survey.all_cells(profile)]
+    assert len(keys) == len(set(keys))  # a cell two sections share is listed once
+    again = options.build(survey.Profile, dict(reversed(list(TINY.items()))), "tiny profile")
+    assert keys == [c.key for c in survey.all_cells(again)]  # same profile: same keys
+    assert set(keys).isdisjoint(c.key for c in survey.all_cells(profile, seed=1))
+    more = dataclasses.replace(profile, attacks=options.build(
+        survey.AttackOverrides, {**TINY["attacks"], "dlg": {"iterations": 3}}, "attacks"))  # fmt: skip
+    changed = {
+        a.settings.get("attack")
+        for a, b in zip(survey.fig4_cells(profile), survey.fig4_cells(more), strict=True)
+        if a.key != b.key
+    }
+    assert changed == {"dlg"}  # R-GAP and the floors keep their keys
+    # Fig. 4's undefended attack is level 0 of Figs. 6-7 and a column of the table
+    fig4 = {c.key for c in survey.fig4_cells(profile)}
+    assert survey.fig6_cells(profile)[0].key in fig4 and survey.fig7_cells(profile)[0].key in fig4
+    assert fig4 & {c.key for c in survey.defense_table_cells(profile)}
+    kinds = {c.kind for c in survey.all_cells(profile)}
+    assert kinds == {"attack", "floors", "snapshots", "federation"}
+    assert len(survey.table1_cells(profile)) == len(survey.FL_METHODS)  # one run per method
+
+
+def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, capsys):
+    store, records = run
+    cells = survey.all_cells(profile)
+    again = run_cells(cells, store, progress=True)
+    n = len(cells)
+    assert f"{n} of {n} cells from the store" in capsys.readouterr().err
+    assert all(a.same_as(b) for a, b in zip(records, again, strict=True))
+    for table in ("fig4", "fig3", "defense_table", "table1"):
+        first = getattr(survey, table)(records, profile)
+        second = getattr(survey, table)(again, profile)
+        first = first[-1] if isinstance(first, tuple) else first
+        second = second[-1] if isinstance(second, tuple) else second
+        pd.testing.assert_frame_equal(first, second)
+    assert not any(r.arrays for r in again if r.cell.kind == "federation")
+    kept = {r.cell.settings["defense"] for r in again if r.cell.kind == "attack" and r.arrays}
+    assert "pruning" in kept  # Fig. 7 shows it
+
+
+def test_a_recomputed_cell_gives_the_same_record_so_stores_merge_cleanly(profile, run, tmp_path):
+    store, records = run
+    cells = survey.fig4_cells(profile) + survey.table1_cells(profile)[:1]
+    fresh = run_cells(cells, tmp_path, progress=False)  # computed again, elsewhere
+    stored = {r.key: r for r in records}
+    assert all(r.same_as(stored[r.key]) for r in fresh)  # no timings among the metrics
+    report = RunStore(tmp_path).merge(store)
+    assert not report.conflicts and set(report.same) == {c.key for c in cells}
+
+
+# -- tables, figures, claims -------------------------------------------------------------------
+def test_reconstruction_tables_carry_the_data_floors(profile, run):
+    _, records = run
+    images, fig4 = survey.fig4(records, profile)
+    _, fig3 = survey.fig3(records, profile)
+    table = survey.defense_table(records, profile)
+    assert list(images) == ["ground truth", "dlg", "rgap"]
+    assert fig3[fig3["attack"] == "rgap"]["note"].item() == "batch size 1 only"
+    assert list(fig4["model"][:2]) == ["LeNet5", "LeNet"] and table["model"][0] == "lenet5"
+    for t, attacks in ((fig4, ["dlg", "rgap"]), (fig3, ["dlg", "rgap"]), (table, ["dlg"])):
+        assert list(t["attack"]).count(PUBLIC_MEAN) == 1  # once per set of targets
+        assert list(t["attack"].iloc[-2:]) == FLOORS
+        assert list(survey.attack_rows(t)["attack"].unique()) == attacks
+        rows = t[t["attack"].isin(FLOORS)]
         assert (rows["defense"] == "none").all() and (rows["dataset"] == "natural_color").all()
         assert all(math.isfinite(p) and p > 0 for p in rows["psnr"])
         assert (rows["seconds"] == 0).all()
-    _, noise_table = survey.defense_sweep(
-        SURVEY_TINY, "cifar_like", "dlg", "dp_gaussian", "variance", [1e-1]
-    )
-    assert list(noise_table["attack"].iloc[-2:]) == floors and noise_table["level"].iloc[-1] != 0
-    pivot = sweep.pivot_table(index="attack", columns="defense", values="psnr")
-    assert set(floors) <= set(pivot.index)
+    noise = survey.fig6(records, profile)["gaussian"][1]
+    assert list(noise["attack"].iloc[-2:]) == FLOORS and math.isnan(noise["level"].iloc[-1])
+    assert list(noise["level"][:2]) == [0.0, 0.1]
+    assert list(noise["defense"][:2]) == ["none", "dp_gaussian(variance=0.1)"]
+    prune_images, prune = survey.fig7(records, profile)["cifar_like"]
+    assert list(prune_images) == ["ground truth", "percent=0", "percent=30"]
+    assert prune["defense"][1] == "pruning(percent=30)"
+    fig5_images, snaps, fig5 = survey.fig5(records, profile)
+    assert snaps == [0, 1, 2] and fig5_images["plain"].shape[0] == 3
+    assert list(fig5["variant"][:3]) == list(survey.FIG5_VARIANTS)
+    t1 = survey.table1(records, profile)
+    assert list(t1["method"]) == list(survey.FL_METHODS)
+    assert t1["accuracy"].between(0, 100).all()
+    cmp1 = survey.compare_table1(survey.unit_rows(records))
+    assert (cmp1["n"] == 1).all() and cmp1["paper"].iloc[0] == pytest.approx(60.04)
 
-    # a floor far above the threshold changes no verdict
-    def sweep_df(levels, psnr):
-        df = pd.DataFrame({"attack": "ig", "level": levels, "psnr": psnr})
-        extra = pd.DataFrame({"attack": floors, "level": [None, None], "psnr": [99.0, 99.0]})
-        return {}, pd.concat([df, extra], ignore_index=True)
 
-    fig5 = pd.DataFrame(
-        {
-            "attack": ["idlg"] * 3 + floors,
-            "variant": ["plain", "quantised\n(codes)", "quantised\n(dequantised)", "x", "y"],
-            "psnr": [30.0, 5.0, 25.0, 99.0, 99.0],
-        }
-    )
-    noise_sweep = {"gaussian": sweep_df([0.0, 1e-3, 1e-1], [30.0, 25.0, 5.0])}
-    prune_sweep = {"cifar_like": sweep_df([0.0, 10.0, 30.0], [30.0, 25.0, 5.0])}
-    table1 = pd.DataFrame(columns=["method", "dataset_role", "accuracy"])
-    out = survey.verdicts(fig5, noise_sweep, prune_sweep, table1, success_psnr=18.0)
-    assert list(out["verdict"][:3]) == ["holds", "holds", "holds"]
-    assert "99" not in " ".join(out["this run"])
+def test_claims_come_out_in_the_four_verdict_vocabulary(profile, run, tmp_path):
+    _, records = run
+    sweeps = survey.sweep_units(records, records, profile)
+    fig4 = {c.key for c in survey.fig4_cells(profile)}
+    assert set(sweeps) == {"Gaussian", "Laplacian", "CIFAR-10"}
+    verdicts = [
+        *survey.sweep_verdicts(sweeps, profile),
+        *survey.fig5_verdicts(records, profile),
+        *survey.defense_table_verdicts(records, profile),
+        *survey.table1_verdicts(records, profile),
+        *survey.grid_verdicts([r for r in records if r.key in fig4], "Fig. 4", profile),
+    ]
+    ids = [v.claim.id for v in verdicts]
+    assert len(ids) == len(set(ids))
+    assert {"fig6/Gaussian/variance=0.1", "fig6/Gaussian/trend", "fig7/CIFAR-10/percent=30",
+            "fig5/plain", "fig5/quantised-codes", "sec4/rgap-pruning-1", "t1/cifar_like/ordering",
+            "fig4/dlg/floor"} <= set(ids)  # fmt: skip
+    by_id = {v.claim.id: v for v in verdicts}
+    assert by_id["sec4/rgap-pruning-1"].verdict == "untestable here"  # no such level here
+    assert "no pruning(percent=1)" in by_id["sec4/rgap-pruning-1"].reason
+    assert {v.verdict for v in verdicts} <= {"inconclusive", "untestable here"}  # n = 1
+    assert all(v.n <= 1 for v in verdicts if v.verdict == "inconclusive")
+    csv_path, md_path = claims.write_claims(verdicts, tmp_path)
+    table = pd.read_csv(csv_path)
+    assert list(table.columns) == list(claims.TABLE_COLUMNS) and md_path.is_file()
+    assert set(table["verdict"]) <= set(claims.LABELS)
+    summary = survey.summary_markdown(
+        profile, survey.fig5(records, profile)[2],
+        {"gaussian": survey.fig6(records, profile)["gaussian"][1]},
+        survey.table1(records, profile), verdicts,
+    )  # fmt: skip
+    assert "0.1:" in summary and f"**Claims** ({len(verdicts)}" in summary
+
+
+def _sweep_rows(psnr_at: dict[float, float], seeds: int = 6) -> pd.DataFrame:
+    """Fig. 6-like unit rows: IG through Gaussian noise at each level, over ``seeds``, with a
+    floor row far above every threshold (which must change no verdict)."""
+    rows = []
+    for s in range(seeds):
+        for level, psnr in psnr_at.items():
+            defense = "none" if level == 0 else f"dp_gaussian(variance={level:g})"
+            rows.append({"seed": s, "image": 0, "kind": "attack", "dataset": "natural_color",
+                         "attack": "ig", "defense": defense, "level": level,
+                         "psnr": psnr + 0.1 * s})  # fmt: skip
+        rows.append({"seed": s, "image": 0, "kind": "floors", "dataset": "natural_color",
+                     "attack": PUBLIC_MEAN, "defense": "none", "level": 0.0, "psnr": 99.0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("psnr_at", "verdict"),
+    [
+        ({0.0: 30.0, 1e-3: 25.0, 1e-2: 20.0, 1e-1: 5.0}, "holds"),  # the paper's picture
+        ({0.0: 5.0, 1e-3: 8.0, 1e-2: 6.0, 1e-1: 25.0}, "does not hold"),  # the opposite
+    ],
+)
+def test_sweep_claims_judge_success_rates_over_seeds(profile, psnr_at, verdict):
+    rows = _sweep_rows(psnr_at)
+    found = {v.claim.id: v for v in survey.sweep_verdicts({"Gaussian": rows}, profile)}
+    for level in ("0.001", "0.01", "0.1"):
+        v = found[f"fig6/Gaussian/variance={level}"]
+        assert v.verdict == verdict and v.n == 6 and v.claim.kind == "rate"
+    assert found["fig6/Gaussian/variance=0.1"].paper == "stopped from 0.1"
+    assert found["fig6/Gaussian/trend"].verdict == verdict  # PSNR falls (or rises) with it

