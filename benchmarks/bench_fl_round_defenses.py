@@ -13,11 +13,16 @@ synchronises CUDA before reading the clock).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from gradinv.experiments import profiles
 from gradinv.experiments import shadow_defense as sd
-from gradinv.experiments.common import load_profile
+from gradinv.experiments.engine.cells import thaw
 from gradinv.reproduce import machine_info
 from gradinv.utils import resolve_device
 
@@ -32,16 +37,25 @@ def main() -> None:
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    settings = load_profile(sd.PAPER, args.profile)
-    settings["federation"] = {**settings["federation"], "rounds": args.rounds}
-    settings["attack_rounds"] = [1]
-    study = sd.Study(settings, device=str(device))
-    role = study.roles[0]
-    study.initial_model(role)  # pre-training (or its cache) is not part of a round
+    profile = profiles.load(sd.PAPER, args.profile, sd.Profile)
+    profile = dataclasses.replace(
+        profile,
+        federation=dataclasses.replace(profile.federation, rounds=args.rounds),
+        attack_rounds=(1,),
+    )
+    role = next(iter(profile.roles))
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if "FedAvg" not in methods:
         methods = ("FedAvg", *methods)
-    table = sd.cost_table(study, role, methods)
+    rows = {}
+    for m in methods:  # the federation cells' settings, run here with the engine's timing
+        settings = thaw(sd.federation_cell(profile, role, m).settings)
+        study = sd.study_for(settings, 0, str(device))
+        study.initial_model()  # pre-training (or its cache) is not part of a round
+        fed = study.federation(settings["method"])
+        rows[m] = {"seconds_per_round": float(np.mean(fed.round_seconds))}
+    table = pd.DataFrame(rows).T
+    table["relative_to_FedAvg"] = table["seconds_per_round"] / table.loc["FedAvg"].iloc[0]
     print(table.to_markdown(floatfmt=".3f"))
     if args.out:
         payload = {

@@ -38,7 +38,15 @@
 # - Fig. 5 (noise maps), Fig. 6 (F1 curves), Fig. 7 (RDLV per client), Fig. 8 (noise
 #   schedules), Figs. 9-10 (reconstructions, error maps and their FFT; the supplement's
 #   FFT phase).
-# - The supplement's IIP and cost tables, then "paper vs this run".
+# - The supplement's IIP and cost tables, then "paper vs this run" (the paper's numbers from
+#   `papermill_runs/shadow_defense/reported.csv`, ours with an interval and n) and the
+#   paper's claims judged on this run's paired per-image results.
+#
+# **How it runs.** Every unit of work is a *cell* of the experiment engine: one federation
+# per method (its F1 curve; the noise maps of Fig. 5), one attack on one client's update of
+# one round, the floors of one client. A cell is computed once and kept in the run store
+# (`store`), so a re-run of the notebook reads it back; `workers` and `executor` spread the
+# cells, `refresh` recomputes them.
 #
 # **Data and scale.** The paper uses ChestXRay (COVID-19 Radiography) and EyePACS at 224 px,
 # ResNet18 from ImageNet weights, and 100 rounds. Offline, the roles use the real folders
@@ -72,23 +80,33 @@
 profile = "smoke"
 seed = 0
 device = "cpu"
+workers = 1
+executor = "local"
+refresh = False
+store = None
 
 # %%
 import pandas as pd
 
 from gradinv import plots
+from gradinv.experiments import claims, profiles
 from gradinv.experiments import shadow_defense as sd
-from gradinv.experiments.common import figures_dir, load_profile
+from gradinv.experiments.common import figures_dir, use_device
+from gradinv.experiments.engine import Runner
 from gradinv.fl.splits import SHADOW_SPLIT, scaled_sizes
 
-settings = load_profile(sd.PAPER, profile)
+settings = profiles.load(sd.PAPER, profile, sd.Profile)
+run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+use_device(device)
 out = figures_dir(sd.PAPER)
 pd.set_option("display.precision", 4)
-study = sd.Study(settings, seed=seed, device=device)
-print(f"profile={profile} seed={seed} device={device}; figures -> {out}")
-print("federation:", settings["federation"], "| attacked rounds:", settings["attack_rounds"])
-print("attacked clients (1-based):", [k + 1 for k in settings["attack_clients"]])
-print("attack budgets:", settings["attacks"])
+study = sd.Results(settings, seed)  # the records, filed as each section runs its cells
+reported = claims.load_reported(sd.PAPER)
+print(f"profile={profile} seed={seed} device={device}; {run.describe()}")
+print(f"figures -> {out}")
+print("federation:", settings.federation, "| attacked rounds:", settings.attack_rounds)
+print("attacked clients (1-based):", [k + 1 for k in settings.attack_clients])
+print("attack budgets:", settings.attacks)
 
 # %% [markdown]
 # ## The FL setting (Sec. 5.1)
@@ -102,17 +120,19 @@ print("attack budgets:", settings["attacks"])
 
 # %%
 role = study.roles[0]
-d = study.data(role)
-scale = float(settings["clients"].get("scale", 1.0))
+study.add(run(sd.table12_cells(settings, role, seed)))  # Tables 1-2: both attacks, floors
+d = study.federation(role, "FedAvg")
+scale = settings.clients.scale
 split = pd.DataFrame(
     {
         "client": range(1, 10),
         "paper images": [c.size for c in SHADOW_SPLIT],
-        "images here": scaled_sizes(SHADOW_SPLIT, scale),
+        "images here": d.client_sizes,
         "batch size": [c.batch_size for c in SHADOW_SPLIT],
     }
 ).set_index("client")
 print(f"{role}: dataset {d.dataset}, {d.num_classes} classes {d.class_names}")
+assert d.client_sizes == scaled_sizes(SHADOW_SPLIT, scale)
 split.T
 
 # %% [markdown]
@@ -122,8 +142,11 @@ split.T
 # under the data root, so later runs load it.
 
 # %%
-study.initial_model(role)
-print(study.pretrain_records[role].summary())
+pre = d.pretrain
+print(
+    f"{pre['model']} pre-trained on {pre['dataset']}: test accuracy "
+    f"{pre['test_accuracy']:.3f} (chance {pre['chance']:.3f}) after {pre['epochs']} epochs"
+)
 
 # %% [markdown]
 # ## The shadow defense step by step (Sec. 4, Fig. 2)
@@ -164,7 +187,7 @@ print(study.pretrain_records[role].summary())
 
 # %%
 ours = study.federation(role, "Ours")
-fig_round = int(settings.get("figure_round", 1))
+fig_round = settings.figure_round
 shown = next(k for k in sorted(ours.snapshots) if len(ours.snapshots[k]["X"]) > 1)
 fig = sd.noise_maps_figure(ours.snapshots[shown], path=out / "fig5_noise_maps.png")
 print(f"client {shown + 1}, round {fig_round}")
@@ -235,8 +258,8 @@ sd.formatted(t2["target"])
 # ## Fig. 6: F1 during training
 
 # %%
-labels = list(sd.TABLE12) + ["Fix", "Decrease"]
-f1 = sd.f1_curves(study, role, labels)
+study.add(run(sd.f1_cells(settings, role, seed)))
+f1 = sd.f1_curves(study, role, list(sd.F1_METHODS))
 long = f1.reset_index().melt(id_vars="round", var_name="method", value_name="F1")
 fig = plots.curves(long, "round", "F1", hue="method", path=out / "fig6_f1_curves.png")
 fig
@@ -271,6 +294,7 @@ fig
 # - w/o CAM: no foreground reduction.
 
 # %%
+study.add(run(sd.table3_cells(settings, role, seed)))
 t3 = sd.summary_table(study, role, ["FedAvg", *sd.ABLATIONS, "Ours"])
 plots.table_markdown(t3, out / "table3_ablation.md")
 t3
@@ -282,7 +306,8 @@ t3
 # weak / strong; the paper gives no scale), against the shadow defense's targeted noise.
 
 # %%
-t4 = sd.summary_table(study, role, ["FedAvg", "Img DP (w)", "Img DP (s)", "Ours"])
+study.add(run(sd.table4_cells(settings, role, seed)))
+t4 = sd.summary_table(study, role, ["FedAvg", *sd.IMAGE_DP, "Ours"])
 plots.table_markdown(t4, out / "table4_image_dp.md")
 t4
 
@@ -293,7 +318,8 @@ t4
 # choice). "Fix" holds it at $\alpha_N$; "Decrease" uses $\alpha_N e^{1 - r/R}$.
 
 # %%
-t8 = sd.summary_table(study, role, ["FedAvg", "Fix", "Decrease", "Increase"])
+study.add(run(sd.fig8_cells(settings, role, seed)))
+t8 = sd.summary_table(study, role, list(sd.SCHEDULES))
 plots.table_markdown(t8, out / "fig8_schedules.md")
 bars = t8.reset_index()
 fig = plots.metric_bars(bars, ["F1", *sd.METRICS], "method", path=out / "fig8_schedules.png")
@@ -305,15 +331,14 @@ fig
 # $r_{shadow}$ is the last round in which the shadow model is fine-tuned; afterwards only
 # $G_{\theta_s}(z)$, the CAM and the noise are recomputed. The metrics are for client 8 (the
 # paper's most vulnerable client; in the small profiles, the largest attacked client). Time
-# is the FL wall time relative to the first row.
+# is the federation's wall time (its record's) relative to the first row.
 
 # %%
+study.add(run(sd.table5_cells(settings, role, seed)))
 client8 = (
-    7
-    if 7 in study.attack_clients
-    else max(study.attack_clients, key=lambda k: len(study.data(role).clients[k][0]))
+    7 if 7 in study.attack_clients else max(study.attack_clients, key=d.client_sizes.__getitem__)
 )
-t5 = sd.finetune_rounds_table(study, role, [int(r) for r in settings["finetune_r_shadow"]], client8)
+t5 = sd.finetune_rounds_table(study, role, list(settings.finetune_r_shadow), client8)
 plots.table_markdown(t5.reset_index(), out / "table5_finetune_rounds.md")
 print(f"metrics of client {client8 + 1}")
 t5
@@ -327,8 +352,7 @@ t5
 # phase. Fig. 10 (EyePACS) is drawn when the profile has that role.
 
 # %%
-mid = min(study.attack_rounds, key=lambda r: abs(r - fig_round))
-vis = next(k for k in study.attack_clients if len(study.data(role).clients[k][0]) > 1)
+mid, vis = sd.figure_round(settings), sd.figure_client(settings)
 fig = sd.reconstruction_figure(
     study, role, sd.TABLE12, "optimisation", mid, vis, path=out / "fig9_reconstructions.png"
 )
@@ -345,9 +369,9 @@ fig
 # %%
 if len(study.roles) > 1:
     role2 = study.roles[1]
-    vis2 = next(k for k in study.attack_clients if len(study.data(role2).clients[k][0]) > 1)
+    study.add(run(sd.table12_cells(settings, role2, seed)))
     fig = sd.reconstruction_figure(
-        study, role2, sd.TABLE12, "optimisation", mid, vis2, path=out / "fig10_reconstructions.png"
+        study, role2, sd.TABLE12, "optimisation", mid, vis, path=out / "fig10_reconstructions.png"
     )
     t1_eye = sd.defense_table(study, role2, "model")
     t2_eye = sd.defense_table(study, role2, "optimisation")
@@ -371,16 +395,18 @@ plots.table_markdown(iip, out / "supp_table2_iip.md")
 iip
 
 # %% [markdown]
-# **Cost.** This is the mean wall time of one FL round: all clients' local training, their
-# defense and the aggregation, without the F1 evaluation. The benchmark
+# **Cost.** This is the mean wall time of one FL round: the federation record's wall time
+# over its rounds (all clients' local training, their defense, the aggregation, and the F1
+# evaluation and set-up every method shares), beside the paper's (EyePACS, an RTX 3090),
+# relative to FedAvg. The benchmark
 # `benchmarks/bench_fl_round_defenses.py` measures the same thing in isolation.
 
 # %%
 cost = sd.cost_table(study, role, sd.TABLE12)
-cost["paper s/round (EyePACS)"] = [sd.PAPER_COST.get(m, float("nan")) for m in cost.index]
-cost["paper relative"] = cost["paper s/round (EyePACS)"] / sd.PAPER_COST["FedAvg"]
 plots.table_markdown(cost, out / "supp_table1_cost.md")
-cost
+supp = sd.compare_supplement(iip, cost, len(study.image_rows(role, ["FedAvg"], "model")), reported)
+plots.table_markdown(supp, out / "supp_paper_vs_this_run.md")
+supp
 
 # %% [markdown]
 # ## Paper vs this run
@@ -390,21 +416,48 @@ cost
 # at the top.
 
 # %%
-extra = pd.concat(
-    [t.loc[[m for m in sd.methods_of(t) if m not in ("FedAvg", "Ours")]] for t in (t3, t4)]
+cmp = pd.concat(
+    [
+        sd.compare(study, role, "Table 1", sd.TABLE12, "model", reported),
+        sd.compare(study, role, "Table 2", sd.TABLE12, "optimisation", reported),
+        sd.compare(study, role, "Table 3", ["FedAvg", *sd.ABLATIONS, "Ours"], "model", reported),
+        sd.compare(study, role, "Table 4", ["FedAvg", *sd.IMAGE_DP, "Ours"], "model", reported),
+    ],
+    ignore_index=True,
 )
-cmp = sd.paper_vs_run(t1["whole"], t2["whole"], extra)
-plots.table_markdown(cmp, out / "paper_vs_this_run_numbers.md")
-cmp
+plots.table_markdown(cmp, out / "tables1-4_paper_vs_this_run.md")
+cmp[cmp.metric.isin(["f1", "psnr", "ssim"])]
 
 # %%
-t5_paper = pd.DataFrame(sd.PAPER_TABLE5, index=["F1 paper", "PSNR paper", "time paper"]).T
-t5_paper.rename_axis("r_shadow (paper)")
+cmp5 = sd.compare_table5(study, role, list(settings.finetune_r_shadow), client8, reported)
+plots.table_markdown(cmp5, out / "table5_paper_vs_this_run.md")
+cmp5
+
+# %% [markdown]
+# ## Claims
+#
+# Each claim of the paper, judged on this run's paired results
+# (`gradinv.experiments.claims`). Reconstruction claims pair per image: the attacked round,
+# the client and the image slot (the attacker's i-th label, the floors' i-th target).
+# "The best floor" is the best of the three floors of each image. F1 claims pair per seed
+# (one federation per method here). They are *untestable here* while FedAvg's F1 is at chance.
+# The single-image client's claim pairs per attacked round. A verdict needs at least five
+# pairs: with fewer it is *inconclusive*, whatever the means say.
 
 # %%
-verdicts = sd.claims(study, role, t1["whole"], t2["whole"])
-plots.table_markdown(verdicts, out / "paper_vs_this_run.md")
-verdicts
+verdicts = sd.verdicts(study, role, seed, reported)
+claims.write_claims(verdicts, out)
+claims.claims_table(verdicts).drop(columns=["kind", "estimate"])
+
+# %% [markdown]
+# **What this run says**, generated from its records (`figures/shadow_defense/summary.md`):
+
+# %%
+from IPython.display import Markdown
+
+summary = sd.summary_markdown(study, role, verdicts)
+(out / "summary.md").write_text(summary + "\n")
+Markdown(summary)
 
 # %% [markdown]
 # ## Discussion
@@ -420,17 +473,18 @@ verdicts
 # - The weights of eq. 6, the attacks' label knowledge, the defenses' strengths and the
 #   image-DP noise levels are our choices, each in the profile.
 #
-# **How to read the verdicts.** The claims table is computed from this run.
+# **How to read the verdicts.** The claims table and the summary above are computed from
+# this run.
 # - **Floors first.** The first two claims ask whether each attack on undefended FedAvg
 #   beats the best floor, with both numbers. Where it does not, the attack recovers
 #   nothing beyond the public data and the GAN in this run. The defense comparisons below
 #   then rank methods against an attack that does not leak, and they say nothing about
 #   protection.
-# - **F1.** On the embedded chest crops, F1 stays near chance (0.25 for four classes): 3
-#   rounds in `smoke`, and still after 10 rounds in a check of ours. The label, the quadrant
-#   of the crop centre, is ambiguous under the crops' random mirroring. So the F1 columns
-#   and both F1-cost claims say nothing about task cost offline. With the real COVID-19
-#   Radiography folder they do.
+# - **F1.** On the embedded chest crops, F1 stays near chance (see the summary's F1 line):
+#   3 rounds in `smoke`, and still after 10 rounds in a check of ours. The label, the
+#   quadrant of the crop centre, is ambiguous under the crops' random mirroring. So the F1
+#   columns say nothing about task cost offline, and the F1-cost claims are untestable here
+#   while FedAvg is at chance. With the real COVID-19 Radiography folder they are testable.
 # - **PSNR.** The attacks run tens of iterations in `smoke`, so their PSNRs mostly reflect
 #   the starting point: the public mean image, or the GAN's first sample. These are the
 #   `public mean` and `prior sample` floors. Protection orderings

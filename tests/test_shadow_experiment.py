@@ -6,11 +6,14 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from gradinv.defenses import ClientContext
 from gradinv.defenses.image_noise import ImageNoise
 from gradinv.errors import GradInvError
+from gradinv.experiments import claims, profiles
 from gradinv.experiments import shadow_defense as sd
+from gradinv.experiments.engine import RunStore, run_cells
 from gradinv.experiments.floors import FLOORS, public_images
 
 TINY = {
@@ -57,22 +60,75 @@ def test_image_noise_is_seeded_per_client_and_round_and_clamped():
         ImageNoise(-1.0)
 
 
-def test_methods_resolve_from_the_profile_and_aliases_run_once():
-    assert sd.method(TINY, "SCAFFOLD").algorithm == "scaffold"
-    assert sd.method(TINY, "GS").defense == {"name": "pruning", "percent": 90}
-    assert sd.method(TINY, "w/o CAM").shadow["cam_reduction"] is False
-    assert sd.method(TINY, "Img DP (s)").image_noise == 0.3
+def _profile(tmp_path, settings=TINY, name="tiny"):
+    folder = tmp_path / "papermill_runs" / sd.PAPER
+    folder.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({"profile": name, "seed": 0, "device": "cpu", "settings": settings})
+    (folder / f"{name}.yaml").write_text(text)
+    return profiles.load(sd.PAPER, name, sd.Profile, root=tmp_path)
+
+
+def test_every_profile_file_loads_and_a_misspelt_key_names_key_and_file(tmp_path):
+    for name in ("smoke", "paper"):
+        p = profiles.load(sd.PAPER, name, sd.Profile)
+        assert sd.all_cells(p, 0)
+    assert profiles.load(sd.PAPER, "smoke", sd.Profile) == sd.Profile()  # defaults = smoke
+    bad = {**TINY, "federation": {**TINY["federation"], "rouns": 3}}
+    with pytest.raises(GradInvError, match=r"rouns.*|tiny\.yaml") as err:
+        _profile(tmp_path, bad)
+    assert "rouns" in str(err.value) and "tiny.yaml" in str(err.value)
+    with pytest.raises(GradInvError, match="attack_imgs") as err:
+        _profile(tmp_path, {**TINY, "attack_imgs": 2}, "typo2")
+    assert "typo2.yaml" in str(err.value)
+    with pytest.raises(GradInvError, match="nope"):
+        _profile(tmp_path, {**TINY, "shadow": {"nope": 1}}, "typo3")
+    with pytest.raises(GradInvError, match="iteratons"):
+        _profile(tmp_path, {**TINY, "attacks": {"gias": {"iteratons": 1}}}, "typo4")
+
+
+def test_methods_resolve_from_the_profile_and_aliases_share_a_cell(tmp_path):
+    p = _profile(tmp_path)
+    assert sd.method(p, "SCAFFOLD").algorithm == "scaffold"
+    assert sd.method(p, "GS").defense == {"name": "pruning", "percent": 90}
+    assert sd.method(p, "w/o CAM").shadow["cam_reduction"] is False
+    assert sd.method(p, "Img DP (s)").image_noise == 0.3
     cfg = sd.shadow_config({**TINY["shadow"], "schedule": "fixed", "equalize": False}, 0)
-    assert cfg.noise.schedule == "fixed" and cfg.equalize is False and cfg.r_shadow == 1
+    assert cfg.noise.schedule == "fixed" and cfg.equalize is False
     with pytest.raises(GradInvError, match="unknown method"):
-        sd.method(TINY, "Nope")
-    with pytest.raises(GradInvError, match="unknown shadow setting"):
+        sd.method(p, "Nope")
+    with pytest.raises(GradInvError, match="unknown shadow"):
         sd.shadow_config({"nope": 1}, 0)
-    study = sd.Study(TINY)
-    assert study.canonical("Ours") == "Ours"
-    assert study.canonical("Increase") == "Ours"  # same configuration as Ours
-    assert study.canonical("r_shadow=1") == "Ours"  # the profile's r_shadow is 1
-    assert study.canonical("r_shadow=2") == "r_shadow=2"
+    ours = sd.federation_cell(p, "ChestXRay", "Ours")
+    assert sd.federation_cell(p, "ChestXRay", "Increase") == ours
+    assert sd.federation_cell(p, "ChestXRay", "r_shadow=1") == ours  # TINY's r_shadow is 1
+    assert sd.federation_cell(p, "ChestXRay", "r_shadow=2") != ours
+
+
+def test_cell_keys_are_stable_and_all_cells_lists_each_once():
+    p = profiles.load(sd.PAPER, "smoke", sd.Profile)
+    cells = sd.all_cells(p, 0)
+    assert len({c.key for c in cells}) == len(cells)
+    assert [c.key for c in sd.all_cells(p, 0)] == [c.key for c in cells]
+    assert cells[0].kind == "federation" and cells[0].settings["method"]["algorithm"] == "fedavg"
+    # the keys of the smoke profile's first cells are part of the run store's contract
+    fed = sd.federation_cell(p, "ChestXRay", "FedAvg")
+    atk = sd.attack_cell(p, "ChestXRay", "Ours", "optimisation", 1, 3)
+    assert (fed.key, atk.key) == (FEDAVG_KEY, OURS_ATTACK_KEY)
+    assert (
+        atk.settings["keep"]
+        and not sd.attack_cell(p, "ChestXRay", "Ours", "model", 1, 3).settings["keep"]
+    )
+    assert (
+        sd.attack_cell(p, "ChestXRay", "Ours", "model", 1, 3, seed=1).key
+        != sd.attack_cell(p, "ChestXRay", "Ours", "model", 1, 3).key
+    )
+    for c in cells:  # no wall-clock time in a spec, every function importable
+        c.resolve()
+
+
+#: the keys of two smoke cells (a change of spec changes them: re-runs every stored cell)
+FEDAVG_KEY = "a253a63447e7cb0be108"
+OURS_ATTACK_KEY = "24fd285ff5bffd1157d2"
 
 
 def test_scoring_matches_each_reconstruction_to_its_most_similar_client_image():
@@ -89,13 +145,21 @@ def test_scoring_matches_each_reconstruction_to_its_most_similar_client_image():
     assert r.rdlv > 0  # much closer to the private image than to the mean image
 
 
-def test_study_builds_every_table_and_figure_on_a_tiny_federation(tmp_path):
-    study = sd.Study(TINY)
-    role = "ChestXRay"
-    rows = ("FedAvg", "GS", "Ours")  # every method is exercised by the smoke notebook
+def test_engine_builds_every_table_figure_and_claim_on_a_tiny_federation(tmp_path):
+    p = _profile(tmp_path)
+    role, rows = "ChestXRay", ("FedAvg", "GS", "Ours")
+    store = RunStore(tmp_path / "store")
+    cells = sd.method_cells(p, role, rows, ("model", "optimisation"))
+    cells += sd.method_cells(p, role, ["w/o CAM", "r_shadow=2"], floors=False)
+    records = run_cells(cells, store)
+    assert len(store) == len(cells)
+    # a second run over the same store computes nothing: every record is read back as it was
+    again = run_cells(cells, RunStore(tmp_path / "store"), refresh=False)
+    assert [r.seconds for r in again] == [r.seconds for r in records]
+    assert all(a.same_as(b) for a, b in zip(again, records, strict=True))
+    study = sd.Results(p, 0, records)
     t1 = sd.defense_table(study, role, "model", labels=rows)
     t2 = sd.defense_table(study, role, "optimisation", labels=rows, region="target")
-    # the methods, then one row per floor (the role's GAN gives the prior sample)
     assert list(t1.index) == [*rows, *FLOORS] and list(t2.index) == [*rows, *FLOORS]
     assert sd.methods_of(t1) == list(rows) and sd.floors_of(t1) == list(FLOORS)
     for t in (t1, t2):
@@ -105,32 +169,31 @@ def test_study_builds_every_table_and_figure_on_a_tiny_federation(tmp_path):
         assert set(t["psnr_mark"]) <= {"", "†", "‡"}
         assert set(t.loc[list(FLOORS), "psnr_mark"]) == {""}  # no test on a floor
     assert list(sd.formatted(t1).loc[list(FLOORS), "F1"]) == ["—"] * len(FLOORS)
-    # floors: built once per (round, client) of targets, shared by every attack and method
     floors = study.floors(role)
-    assert study.floors(role) is floors
     for name, recs in floors.items():
         assert [(r.round, r.client) for r in recs] == [(1, 2), (1, 8), (2, 2), (2, 8)]
-        assert all(r.attack == name and r.seconds == 0.0 for r in recs)
-        assert recs[0].reconstruction.shape[0] == 2 and recs[1].reconstruction.shape[0] == 1
-        assert study.records_of(role, name, "optimisation") is recs
-    # the attack's template (and RDLV's P) is the public mean image, the clients are private
-    d = study.data(role)
-    public = public_images(d.dataset, 32, 1)
-    assert torch.allclose(d.prior_image.cpu(), public.mean(0), atol=1e-6)
-    assert torch.allclose(floors["public mean"][0].reconstruction[0], public.mean(0), atol=1e-6)
+        assert all(r.attack == name for r in recs)
+        assert len(recs[0].per_image["psnr"]) == 2 and len(recs[1].per_image["psnr"]) == 1
+        assert study.records_of(role, name, "optimisation")[0].whole == recs[0].whole
+    public = public_images("chest_xray", 32, 1)
+    pm = floors["public mean"][0]  # the public mean image against the client's images
+    assert pm.reconstruction is None  # floors keep no arrays (no figure shows them)
     fed = study.federation(role, "Ours")
-    assert len(fed.f1) == 2 and len(fed.round_seconds) == 2
-    assert all(s > 0 for s in fed.round_seconds)
-    assert study.federation(role, "Increase") is fed
+    assert len(fed.f1) == 2 and fed.seconds > 0
     assert fed.snapshots and set(next(iter(fed.snapshots.values()))) == {
         "X", "X_rec", "X^N", "M", "N1", "N2", "N4"
     }  # fmt: skip
-    # what the attacks saw are the clients' kept updates, scored against their own images
+    assert not study.federation(role, "GS").snapshots  # maps only for the figure's method
     recs = study.attacked(role, "FedAvg", "model")
-    assert {(r.round, r.client) for r in recs} == {(1, 2), (2, 2), (1, 8), (2, 8)}
+    assert [(r.round, r.client) for r in recs] == [(1, 2), (1, 8), (2, 2), (2, 8)]
     assert all(math.isfinite(r.whole["psnr"]) for r in recs)
     single = [r for r in recs if r.client == 8][0]
-    assert single.reconstruction.shape[0] == 1  # the single-image client: one image
+    assert len(single.per_image["psnr"]) == 1  # the single-image client: one image
+    kept = study.attacked(role, "FedAvg", "optimisation")
+    shown = [r for r in kept if r.reconstruction is not None]
+    assert [(r.round, r.client) for r in shown] == [(sd.figure_round(p), sd.figure_client(p))]
+    assert shown[0].truth.shape == shown[0].reconstruction.shape
+    assert float(public.mean(0).min()) >= 0
     t3 = sd.summary_table(study, role, ["FedAvg", "w/o CAM", "Ours"])
     assert list(t3.index) == ["FedAvg", "w/o CAM", "Ours", *FLOORS]
     t5 = sd.finetune_rounds_table(study, role, [1, 2], client=2)
@@ -139,32 +202,38 @@ def test_study_builds_every_table_and_figure_on_a_tiny_federation(tmp_path):
     assert ((iip >= 0) & (iip <= 1)).all().all()
     cost = sd.cost_table(study, role, rows)
     assert cost.loc["FedAvg", "relative_to_FedAvg"] == 1.0
-    assert cost.loc["Ours", "seconds_per_round"] > cost.loc["FedAvg", "seconds_per_round"]
     rd = sd.rdlv_table(study, role, rows, "model")
     sd.rdlv_figure(rd, path=tmp_path / "rdlv.png")
-    sd.reconstruction_figure(study, role, ("FedAvg", "Ours"), "optimisation", 1, 2,
-                             path=tmp_path / "rec.png")  # fmt: skip
+    sd.reconstruction_figure(study, role, ("FedAvg", "Ours"), "optimisation",
+                             sd.figure_round(p), sd.figure_client(p), path=tmp_path / "rec.png")  # fmt: skip
     sd.noise_maps_figure(next(iter(fed.snapshots.values())), path=tmp_path / "maps.png")
     assert (tmp_path / "rdlv.png").exists() and (tmp_path / "rec.png").exists()
-    t2_whole = sd.defense_table(study, role, "optimisation", labels=rows)
-    cmp = sd.paper_vs_run(t1, t2_whole, t3.drop(index=["FedAvg", "Ours"]))  # floors too
-    assert cmp.loc[("model", "Ours"), "PSNR paper"] == 11.36
-    assert "public mean" not in cmp.index.get_level_values("method")
-    verdicts = sd.claims(study, role, t1, t2_whole)
-    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "inconclusive"}
-    assert len(verdicts) == 7
-    # each attack is compared with the floors first, with both numbers
-    for i, (name, t) in enumerate((("GIAS", t1), ("BN-prior", t2_whole))):
-        row = verdicts.iloc[i]
-        assert name in row["claim"] and "beats the floors" in row["claim"]
-        best = t.loc[list(FLOORS), "psnr"].max()
-        assert row["verdict"] == ("holds" if t.loc["FedAvg", "psnr"] > best else "does not hold")
-        assert f"{best:.2f} dB" in row["this run"]
-        assert f"{t.loc['FedAvg', 'psnr']:.2f} dB" in row["this run"]
-    assert "best other" in verdicts.iloc[2]["this run"]  # the methods, floors left out
-    no_floors = sd.defense_table(study, role, "model", labels=rows, floors=False)
-    assert list(no_floors.index) == list(rows)
-    assert sd.claims(study, role, no_floors, t2_whole).iloc[0]["verdict"] == "inconclusive"
+    # paper vs this run: the paper's numbers from reported.csv, ours with interval and n
+    cmp = sd.compare(study, role, "Table 1", rows)
+    ours = cmp[(cmp.method == "Ours") & (cmp.metric == "psnr")].iloc[0]
+    assert ours["paper"] == 11.36 and ours["n"] == 6  # 2 rounds x (2 + 1 images)
+    assert ours["low"] <= ours["run"] <= ours["high"]
+    assert set(cmp.method) == set(rows)  # no floor rows: the paper has none
+    cmp5 = sd.compare_table5(study, role, [1, 2], 2)
+    assert {"paper", "this run"} == set(cmp5.source)
+    # claims: the four-verdict format, judged on per-image pairs
+    judged = sd.verdicts(study, role)
+    table = claims.claims_table(judged)
+    assert list(table.columns) == list(claims.TABLE_COLUMNS)
+    assert set(table.verdict) <= set(claims.LABELS)
+    byid = {v.claim.id: v for v in judged}
+    floor = byid["t1/model/floors"]
+    assert floor.n == 6 and floor.verdict in claims.LABELS
+    f1 = byid["t1/f1/ours"]
+    fedavg = study.federation(role, "FedAvg")
+    if claims.chance_accuracy(fedavg.final_f1, fedavg.num_classes):
+        assert f1.verdict == "untestable here" and "chance" in f1.reason
+    else:
+        assert f1.verdict == "inconclusive" and f1.n == 1  # one seed: too few pairs
+    assert byid["f7/model/single-client"].verdict == "inconclusive"  # 2 rounds
+    claims.write_claims(judged, tmp_path)
+    assert (tmp_path / "claims.csv").exists() and (tmp_path / "claims.md").exists()
+    assert "Claims" in sd.summary_markdown(study, role, judged)
 
 
 def test_error_spectra_of_a_perfect_reconstruction_are_zero():

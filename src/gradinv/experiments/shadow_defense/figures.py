@@ -17,7 +17,7 @@ from torch import Tensor
 
 from gradinv import metrics, plots
 from gradinv.errors import GradInvError
-from gradinv.experiments.shadow_defense.study import Study
+from gradinv.experiments.shadow_defense.results import Results
 
 
 # -- figures' arrays -------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def rdlv_figure(table: pd.DataFrame, path=None) -> Figure:
 
 
 def reconstruction_figure(
-    study: Study, role: str, labels: tuple[str, ...], attack: str, round: int, client: int,
+    study: Results, role: str, labels: tuple[str, ...], attack: str, round: int, client: int,
     phase: bool = False, path=None,
 ):  # fmt: skip
     """Figs. 9-10: per method the reconstruction ('Rec Img'), the error map ('Rec Diff') and
@@ -88,7 +88,7 @@ def reconstruction_figure(
     return plots.image_grid(rows, names, titles, path=path)
 
 
-def _record(study: Study, role: str, label: str, attack: str, round: int, client: int):
+def _record(study: Results, role: str, label: str, attack: str, round: int, client: int):
     for r in study.records_of(role, label, attack):
         if r.round == round and r.client == client:
             return r

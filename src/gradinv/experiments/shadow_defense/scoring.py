@@ -14,7 +14,8 @@ function, so a leak counts only above them. F1 is the federation's own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,9 +37,32 @@ class AttackRecord:
     target: dict[str, float]  # the same in the Grad-CAM++ target regions
     rdlv: float
     ranks: list[int]  # per image: rank of its original among the client's images (IIP)
-    reconstruction: Tensor  # (m, C, H, W) in [0, 1], CPU
-    truth: Tensor  # the most similar real image of each, (m, C, H, W), CPU
+    reconstruction: Tensor | None  # (m, C, H, W) in [0, 1], CPU (None: not kept)
+    truth: Tensor | None  # the most similar real image of each, (m, C, H, W), CPU
     seconds: float
+    per_image: dict[str, list[float]] = field(default_factory=dict)  # whole image, per image
+
+    def metrics(self) -> dict[str, Any]:
+        """The record as a cell's JSON metrics (the images go to its arrays, if kept)."""
+        return {
+            "attack": self.attack, "round": self.round, "client": self.client,
+            "whole": self.whole, "target": self.target, "rdlv": self.rdlv,
+            "ranks": self.ranks, "per_image": self.per_image,
+        }  # fmt: skip
+
+    @classmethod
+    def from_metrics(cls, m: dict[str, Any], arrays: Any = None) -> AttackRecord:
+        """The record of :meth:`metrics` (and the arrays ``reconstruction``, ``truth``)."""
+        arrays = arrays or {}
+
+        def tensor(name: str) -> Tensor | None:
+            return torch.as_tensor(arrays[name]) if name in arrays else None
+
+        return cls(
+            m["attack"], int(m["round"]), int(m["client"]), dict(m["whole"]), dict(m["target"]),
+            float(m["rdlv"]), [int(r) for r in m["ranks"]], tensor("reconstruction"),
+            tensor("truth"), 0.0, {k: list(v) for k, v in m.get("per_image", {}).items()},
+        )  # fmt: skip
 
 
 def nearest(rec: Tensor, pool: Tensor) -> Tensor:
@@ -83,7 +107,9 @@ def score(
     ``rec`` against the client's images ``pool``."""
     rec = rec.to(pool.device)
     truth = pool[nearest(rec, pool)]
-    whole = {k: float(v.mean()) for k, v in _scores(rec, truth, lpips_net).items()}
+    scores = _scores(rec, truth, lpips_net)
+    whole = {k: float(v.mean()) for k, v in scores.items()}
+    per_image = {k: [float(x) for x in v.flatten()] for k, v in scores.items()}
     masks = target_masks(model, truth, cam_top)
     target = {}
     for name in METRICS:
@@ -108,5 +134,5 @@ def score(
     ranks = (sims > own).sum(1).tolist()  # 0: the original is the feature-nearest image
     return AttackRecord(
         attack, round, client, whole, target, rdlv, [int(r) for r in ranks],
-        rec.detach().cpu(), truth.detach().cpu(), seconds,
+        rec.detach().cpu(), truth.detach().cpu(), seconds, per_image,
     )  # fmt: skip

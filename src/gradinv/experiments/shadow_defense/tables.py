@@ -8,9 +8,12 @@
   round r_shadow of shadow fine-tuning);
 * :func:`f1_curves` (Fig. 6) and :func:`rdlv_table` (Fig. 7, eq. 19; supplement Fig. 3);
 * :func:`iip_table` (supplement Table 2, IIP) and :func:`cost_table` (supplement Table 1);
-* "paper vs this run": the paper's reported numbers (``PAPER_*``, ChestXRay, whole image),
-  :func:`paper_vs_run` beside this run's, and :func:`claims`, the headline claims of Sec.
-  5.2 checked on this run with three-valued verdicts, each attack against the floors first.
+* "paper vs this run": :func:`compare`, the paper's numbers (``papermill_runs/
+  shadow_defense/reported.csv``) beside this run's means with a bootstrap interval and ``n``
+  (reconstructed images; F1: one federation), for Tables 1-5 and the supplement's tables.
+
+Every function reads the run's records through
+:class:`~gradinv.experiments.shadow_defense.results.Results`.
 """
 
 from __future__ import annotations
@@ -22,13 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from gradinv.experiments import claims
 from gradinv.experiments.floors import is_floor
+from gradinv.experiments.shadow_defense.profile import PAPER, SOTA, TABLE12
+from gradinv.experiments.shadow_defense.results import Results
 from gradinv.experiments.shadow_defense.scoring import METRICS, AttackRecord
-from gradinv.experiments.shadow_defense.study import TABLE12, Study
-from gradinv.fl.splits import SHADOW_SPLIT
-
-#: the SOTA defenses of Tables 1-2 (Sec. 5.2.1); "‡" marks Ours against every one
-SOTA = ("DP", "GS", "GC", "Soteria", "OUTPOST", "Censor")
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def _paired_p(a: pd.Series, b: pd.Series) -> float:
 
 
 def defense_table(
-    study: Study,
+    study: Results,
     role: str,
     attack: str,
     labels: tuple[str, ...] = TABLE12,
@@ -91,9 +92,9 @@ def defense_table(
     return pd.DataFrame(rows).set_index("method")
 
 
-def _f1(study: Study, role: str, label: str) -> float:
+def _f1(study: Results, role: str, label: str) -> float:
     """The final F1 of method ``label``; NaN for a floor (no federation)."""
-    return math.nan if is_floor(label) else study.federation(role, label).final_f1
+    return study.final_f1(role, label)
 
 
 def methods_of(table: pd.DataFrame) -> list[str]:
@@ -124,7 +125,7 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(
-    study: Study, role: str, labels: list[str], attack: str = "model", floors: bool = True
+    study: Results, role: str, labels: list[str], attack: str = "model", floors: bool = True
 ) -> pd.DataFrame:
     """Tables 3-4 / Fig. 8: F1 and the whole-image means of ``attack`` per method, then
     (with ``floors``) the floor rows, F1 NaN."""
@@ -139,11 +140,11 @@ def summary_table(
 
 
 def finetune_rounds_table(
-    study: Study, role: str, r_values: list[int], client: int, attack: str = "model"
+    study: Results, role: str, r_values: list[int], client: int, attack: str = "model"
 ) -> pd.DataFrame:
     """Table 5: terminal round ``r_shadow`` of shadow fine-tuning vs F1, the metrics on
     ``client`` (the paper: client 8, the most vulnerable) and the FL wall time relative to
-    the first row."""
+    the first row (the federation records' wall time)."""
     rows = []
     for r in r_values:
         lab = f"r_shadow={r}"
@@ -152,14 +153,14 @@ def finetune_rounds_table(
         f = _frame(recs, "whole")
         row = {"r_shadow": r, "F1": fed.final_f1}
         row.update({k: float(f[k].mean()) for k in METRICS if k in f})
-        row["seconds"] = float(sum(fed.round_seconds))
+        row["seconds"] = fed.seconds
         rows.append(row)
     out = pd.DataFrame(rows).set_index("r_shadow")
     out["time"] = out["seconds"] / out["seconds"].iloc[0]
     return out
 
 
-def rdlv_table(study: Study, role: str, labels: tuple[str, ...], attack: str) -> pd.DataFrame:
+def rdlv_table(study: Results, role: str, labels: tuple[str, ...], attack: str) -> pd.DataFrame:
     """Fig. 7 data: RDLV per (method, client, round)."""
     rows = [
         {"method": lab, "client": r.client + 1, "round": r.round, "rdlv": r.rdlv}
@@ -170,7 +171,7 @@ def rdlv_table(study: Study, role: str, labels: tuple[str, ...], attack: str) ->
 
 
 def iip_table(
-    study: Study, role: str, labels: tuple[str, ...], attack: str = "model", k=(1, 3, 5)
+    study: Results, role: str, labels: tuple[str, ...], attack: str = "model", k=(1, 3, 5)
 ) -> pd.DataFrame:
     """Supplement Table 2: IIP-k, the fraction of reconstructions whose original (the most
     similar real image) is among its k feature-nearest client images (cosine similarity of
@@ -182,21 +183,19 @@ def iip_table(
     return pd.DataFrame(out)
 
 
-def cost_table(study: Study, role: str, labels: tuple[str, ...]) -> pd.DataFrame:
-    """Supplement Table 1: mean wall time of one FL round (all nine clients' local training,
-    defenses included, and the aggregation; the F1 evaluation excluded)."""
+def cost_table(study: Results, role: str, labels: tuple[str, ...]) -> pd.DataFrame:
+    """Supplement Table 1: mean wall time of one FL round, the federation record's wall time
+    over its rounds (all nine clients' local training, defenses included, the aggregation,
+    and the per-round F1 evaluation and set-up, which every method shares)."""
     rows = {
-        lab: {
-            "seconds_per_round": float(np.mean(study.federation(role, lab).round_seconds)),
-        }
-        for lab in labels
+        lab: {"seconds_per_round": study.federation(role, lab).seconds_per_round} for lab in labels
     }
     out = pd.DataFrame(rows).T
     out["relative_to_FedAvg"] = out["seconds_per_round"] / out.loc["FedAvg", "seconds_per_round"]
     return out
 
 
-def f1_curves(study: Study, role: str, labels: list[str]) -> pd.DataFrame:
+def f1_curves(study: Results, role: str, labels: list[str]) -> pd.DataFrame:
     """Fig. 6 data: the F1 of the global model after each round, per method."""
     return pd.DataFrame({lab: dict(study.federation(role, lab).f1) for lab in labels}).rename_axis(
         "round"
@@ -204,156 +203,114 @@ def f1_curves(study: Study, role: str, labels: list[str]) -> pd.DataFrame:
 
 
 # -- which client leaks most -----------------------------------------------------------------
-def most_vulnerable_client(study: Study, role: str, attack: str = "model") -> int:
+def most_vulnerable_client(study: Results, role: str, attack: str = "model") -> int:
     """The attacked client whose FedAvg reconstructions reach the highest mean PSNR."""
     f = _frame(study.attacked(role, "FedAvg", attack), "whole")
     return int(f.groupby("client")["psnr"].mean().idxmax())
 
 
-# -- the paper's numbers (shadow_defense.txt; ChestXRay, whole image) -------------------------
-#: method -> (F1, MSE, PSNR, LPIPS, SSIM); Table 1 (model-based GIA), ChestXRay, whole image
-PAPER_TABLE1 = {
-    "FedAvg": (0.978, 0.035, 15.09, 0.385, 0.486),
-    "SCAFFOLD": (0.976, 0.034, 15.16, 0.380, 0.496),
-    "DP": (0.860, 0.037, 14.95, 0.438, 0.464),
-    "GS": (0.968, 0.043, 14.43, 0.390, 0.437),
-    "GC": (0.848, 0.043, 14.44, 0.384, 0.440),
-    "Soteria": (0.973, 0.034, 15.05, 0.386, 0.490),
-    "OUTPOST": (0.972, 0.034, 15.16, 0.383, 0.491),
-    "Censor": (0.810, 0.035, 15.08, 0.381, 0.496),
-    "Ours": (0.967, 0.102, 11.36, 0.642, 0.286),
-}
-#: Table 2 (optimisation-based GIA), ChestXRay, whole image
-PAPER_TABLE2 = {
-    "FedAvg": (0.978, 0.021, 17.05, 0.448, 0.531),
-    "SCAFFOLD": (0.976, 0.021, 17.14, 0.450, 0.524),
-    "DP": (0.860, 0.026, 17.20, 0.710, 0.531),
-    "GS": (0.968, 0.025, 16.96, 0.445, 0.539),
-    "GC": (0.848, 0.028, 16.66, 0.449, 0.544),
-    "Soteria": (0.973, 0.021, 16.98, 0.450, 0.529),
-    "OUTPOST": (0.972, 0.020, 17.35, 0.463, 0.520),
-    "Censor": (0.810, 0.025, 16.85, 0.462, 0.521),
-    "Ours": (0.967, 0.021, 17.10, 0.710, 0.384),
-}
-#: Table 3 (module ablation) and Table 4 (image-level DP), model-based GIA
-PAPER_TABLE34 = {
-    "w/o PT z": (0.965, 0.069, 12.88, 0.583, 0.317),
-    "w/o FT S": (0.959, 0.073, 12.87, 0.573, 0.378),
-    "w/o Equ": (0.967, 0.065, 13.21, 0.510, 0.329),
-    "w/o CAM": (0.946, 0.098, 11.14, 0.658, 0.240),
-    "Img DP (w)": (0.953, 0.035, 14.92, 0.529, 0.377),
-    "Img DP (s)": (0.867, 0.060, 13.32, 0.778, 0.204),
-}
-#: Table 5: r_shadow -> (F1, PSNR, time relative to r_shadow = 10), client 8
-PAPER_TABLE5 = {
-    10: (0.969, 11.92, 1.000),
-    20: (0.967, 12.02, 1.394),
-    40: (0.966, 11.30, 1.963),
-    60: (0.973, 9.78, 2.651),
-    80: (0.967, 10.62, 3.460),
-    100: (0.974, 10.04, 4.272),
-}
-#: supplement Table 1: seconds per round on EyePACS (RTX 3090)
-PAPER_COST = {
-    "FedAvg": 566.436, "DP": 698.794, "GS": 699.565, "GC": 703.01, "Soteria": 1581.399,
-    "OUTPOST": 705.139, "Ours": 720.711,
-}  # fmt: skip
-#: supplement Table 2: IIP-1 on ChestXRay, model-based GIA
-PAPER_IIP1 = {
-    "FedAvg": 0.0191, "DP": 0.0128, "GS": 0.0111, "GC": 0.0093, "Soteria": 0.0174,
-    "OUTPOST": 0.0111, "Censor": 0.0161, "Ours": 0.0059,
-}  # fmt: skip
+# -- paper vs this run ---------------------------------------------------------------------------
+def reported_index(reported: pd.DataFrame | None, table: str) -> dict[tuple[str, str, str], float]:
+    """``(row, column, metric) -> value`` of one table of ``reported.csv``."""
+    rep = claims.load_reported(PAPER) if reported is None else reported
+    rep = rep[rep["table"] == table]
+    return {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
 
 
-def paper_vs_run(
-    table1: pd.DataFrame, table2: pd.DataFrame, extra: pd.DataFrame | None = None
+def _interval(x: np.ndarray) -> tuple[float, float]:
+    if x.size < 2:
+        return math.nan, math.nan
+    return claims.bootstrap_ci(x)
+
+
+def compare(
+    study: Results,
+    role: str,
+    table: str,
+    labels: list[str] | tuple[str, ...],
+    attack: str = "model",
+    reported: pd.DataFrame | None = None,
+    column: str = "ChestXRay/whole image",
 ) -> pd.DataFrame:
-    """F1 and whole-image PSNR / SSIM of every method, paper (ChestXRay) next to this run
-    (floor rows are left out: the paper has none); ``extra``: a Table 3 / 4 of this run."""
-    parts = [("model", PAPER_TABLE1, table1), ("optimisation", PAPER_TABLE2, table2)]
-    if extra is not None:
-        parts.append(("model", PAPER_TABLE34, extra))
-    rows = [
-        _paper_row(name, lab, paper.get(lab), t)
-        for name, paper, t in parts
-        for lab in methods_of(t)
-    ]
-    return pd.DataFrame(rows).set_index(["GIA", "method"])
+    """Paper vs this run for ``table`` of ``reported.csv`` (``"Table 1"`` .. ``"Table 4"``):
+    per method and metric the paper's value, this run's mean over the reconstructed images
+    (whole image), its 95 % bootstrap interval and ``n`` (images; F1: the one federation's
+    final F1, n = 1). Methods the paper does not report are left out; floors have no row."""
+    paper = reported_index(reported, table)
+    rows = study.image_rows(role, [m for m in labels if not is_floor(m)], attack)
+    out = []
+    for lab in labels:
+        if is_floor(lab) or not any((lab, column, m) in paper for m in ("f1", *METRICS)):
+            continue
+        f1 = study.final_f1(role, lab)
+        out.append(_line(table, lab, "f1", paper.get((lab, column, "f1")), np.array([f1])))
+        mine = rows[rows["method"] == lab]
+        for m in METRICS:
+            if m in mine:
+                x = mine[m].to_numpy(dtype=float)
+                out.append(_line(table, lab, m, paper.get((lab, column, m)), x))
+    return pd.DataFrame(out)
 
 
-def _paper_row(gia: str, lab: str, p: tuple | None, t: pd.DataFrame) -> dict[str, Any]:
-    """One row of :func:`paper_vs_run`: the paper's numbers ``p`` of method ``lab`` (NaN
-    where the paper has no such row) beside those of this run's table ``t``."""
+def _line(table: str, lab: str, metric: str, paper: float | None, x: np.ndarray) -> dict:
+    low, high = _interval(x)
     return {
-        "GIA": gia, "method": lab,
-        "F1 paper": p[0] if p else math.nan, "F1 run": t.loc[lab, "F1"],
-        "PSNR paper": p[2] if p else math.nan, "PSNR run": t.loc[lab, "psnr"],
-        "SSIM paper": p[4] if p else math.nan, "SSIM run": t.loc[lab, "ssim"],
+        "table": table, "method": lab, "metric": metric,
+        "paper": math.nan if paper is None else paper,
+        "run": float(x.mean()) if x.size else math.nan, "low": low, "high": high, "n": int(x.size),
     }  # fmt: skip
 
 
-# -- claims --------------------------------------------------------------------------------------
-def verdict(holds: bool | None) -> str:
-    return {True: "holds", False: "does not hold", None: "inconclusive"}[holds]
+def compare_table5(
+    study: Results, role: str, r_values: list[int], client: int,
+    reported: pd.DataFrame | None = None, attack: str = "model",
+) -> pd.DataFrame:  # fmt: skip
+    """Table 5 beside this run: the paper's rows (r_shadow 10 .. 100, its most vulnerable
+    client) and this run's (its ``r_shadow`` values, ``client``), F1, PSNR with interval and
+    n, and time relative to the first row."""
+    paper = reported_index(reported, "Table 5")
+    out = []
+    for r, col, m in sorted(paper, key=lambda k: (int(k[0]), k[2])):
+        if m in ("f1", "psnr", "time_relative"):
+            out.append({"source": "paper", "r_shadow": int(r), "metric": m,
+                        "value": paper[(r, col, m)], "low": math.nan, "high": math.nan,
+                        "n": math.nan})  # fmt: skip
+    first = None
+    for r in r_values:
+        lab = f"r_shadow={r}"
+        fed = study.federation(role, lab)
+        first = fed.seconds if first is None else first
+        rows = study.image_rows(role, [lab], attack)
+        x = rows[rows["client"] == client]["psnr"].to_numpy(dtype=float)
+        low, high = _interval(x)
+        out += [
+            {"source": "this run", "r_shadow": r, "metric": "f1", "value": fed.final_f1,
+             "low": math.nan, "high": math.nan, "n": 1},
+            {"source": "this run", "r_shadow": r, "metric": "psnr",
+             "value": float(x.mean()) if x.size else math.nan, "low": low, "high": high,
+             "n": int(x.size)},
+            {"source": "this run", "r_shadow": r, "metric": "time_relative",
+             "value": fed.seconds / first, "low": math.nan, "high": math.nan, "n": 1},
+        ]  # fmt: skip
+    return pd.DataFrame(out)
 
 
-def claims(
-    study: Study, role: str, table1: pd.DataFrame, table2: pd.DataFrame, tolerance_db: float = 0.5
+def compare_supplement(
+    iip: pd.DataFrame, cost: pd.DataFrame, n_iip: int, reported: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """The paper's headline claims checked on this run (three-valued verdicts). First each
-    attack against the floors (a leak counts only above them), then the methods against each
-    other, floors left out."""
-    fedavg_f1 = table1.loc["FedAvg", "F1"]
-    rows = []
-
-    def add(claim: str, holds: bool | None, evidence: str) -> None:
-        rows.append({"claim": claim, "verdict": verdict(holds), "this run": evidence})
-
-    for name, t in (("model-based GIA (GIAS)", table1), ("BN-prior GIA", table2)):
-        fedavg = t.loc["FedAvg", "psnr"]
-        floor = floors_of(t)
-        if floor:
-            best = max(floor, key=lambda m: t.loc[m, "psnr"])
-            add(
-                f"the {name} on FedAvg beats the floors",
-                bool(fedavg > t.loc[best, "psnr"]),
-                f"FedAvg {fedavg:.2f} dB vs best floor ({best}) {t.loc[best, 'psnr']:.2f} dB",
-            )
-        else:
-            add(f"the {name} on FedAvg beats the floors", None, "no floor rows in the table")
-
-    for name, t in (("model-based", table1), ("optimisation-based", table2)):
-        others = [m for m in methods_of(t) if m != "Ours"]
-        best_other = t.loc[others, "psnr"].min()
-        gap = best_other - t.loc["Ours", "psnr"]
-        add(
-            f"the shadow defense gives the lowest PSNR of all methods ({name} GIA)",
-            None if abs(gap) < tolerance_db else gap > 0,
-            f"Ours {t.loc['Ours', 'psnr']:.2f} dB vs best other {best_other:.2f} dB",
-        )
-    drop = fedavg_f1 - table1.loc["Ours", "F1"]
-    add(
-        "the shadow defense costs under 1 % F1 (absolute) against FedAvg",
-        drop < 0.01,
-        f"F1 {table1.loc['Ours', 'F1']:.3f} vs FedAvg {fedavg_f1:.3f} (drop {drop:+.3f})",
-    )
-    costly = {
-        m: fedavg_f1 - table1.loc[m, "F1"] for m in ("DP", "GC", "Censor") if m in table1.index
-    }
-    add(
-        "DP, GC and Censor cost over 7 % F1",
-        all(v > 0.07 for v in costly.values()) if costly else None,
-        ", ".join(f"{m} {v:+.3f}" for m, v in costly.items()),
-    )
-    rd = rdlv_table(study, role, tuple(methods_of(table1)), "model")
-    ours = rd[rd.method == "Ours"].groupby("client")["rdlv"].mean()
-    if len(ours) > 1:
-        single = SHADOW_SPLIT.index(min(SHADOW_SPLIT, key=lambda c: c.size)) + 1
-        weakest = int(ours.idxmax())
-        add(
-            "the single-image client is the weakest point of the shadow defense (highest RDLV)",
-            weakest == single,
-            f"highest mean RDLV under Ours: client {weakest} ({ours.max():.3f}); "
-            f"client {single}: {ours.get(single, math.nan):.3f}",
-        )
-    return pd.DataFrame(rows)
+    """The supplement's IIP-1 (Table 2, ChestXRay, model-based GIA; n: reconstructions per
+    method) and cost relative to FedAvg (Table 1, EyePACS in the paper) beside this run's."""
+    iip_p = reported_index(reported, "Supp. Table 2")
+    cost_p = reported_index(reported, "Supp. Table 1")
+    out = []
+    for (lab, col, m), v in iip_p.items():
+        if m == "iip1" and col.endswith("model-based GIA") and lab in iip.columns:
+            out.append({"table": "Supp. Table 2", "method": lab, "metric": "IIP-1",
+                        "paper": v, "run": float(iip.loc["IIP-1", lab]), "n": n_iip})  # fmt: skip
+    base = cost_p.get(("FedAvg", "EyePACS", "seconds_per_round"))
+    for (lab, _, m), v in cost_p.items():
+        if m == "seconds_per_round" and lab in cost.index and base:
+            out.append({"table": "Supp. Table 1", "method": lab, "metric": "cost / FedAvg",
+                        "paper": v / base, "run": float(cost.loc[lab, "relative_to_FedAvg"]),
+                        "n": 1})  # fmt: skip
+    return pd.DataFrame(out)
