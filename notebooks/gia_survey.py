@@ -62,7 +62,7 @@ store = None
 # Every table and figure below is computed as *cells* (one attack on one private image
 # through one defense, the floors of one image, one variant of Fig. 5, one FedAvg run of
 # Table I) through the experiment engine: each finished cell is kept in the run store
-# (`store`; `None`: `$GRADINV_STORE`, else under the data root), so rerunning the notebook
+# (`store`; `None`: `$GRADINV_STORE`, else `stores/gia_survey/<profile>/`), so rerunning the notebook
 # reads what is there and computes only what is missing (an interrupted run resumes); a cell
 # two sections share (Fig. 4's undefended attack is level 0 of Figs. 6-7) is computed once.
 # `workers` runs cells in that many local processes (`executor`: `"ray"` or `"slurm"` to
@@ -79,7 +79,9 @@ from gradinv.experiments.common import figures_dir, use_device
 from gradinv.experiments.engine import Runner
 
 settings = profiles.load(survey.PAPER, profile, survey.Profile)
-run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+run = Runner(
+    store, paper=survey.PAPER, profile=profile, workers=workers, executor=executor, refresh=refresh
+)
 use_device(device)
 out = figures_dir(survey.PAPER)
 pd.set_option("display.precision", 3)

@@ -45,7 +45,8 @@
 # **How it runs.** Every unit of work is a *cell* of the experiment engine: one federation
 # per method (its F1 curve; the noise maps of Fig. 5), one attack on one client's update of
 # one round, the floors of one client. A cell is computed once and kept in the run store
-# (`store`), so a re-run of the notebook reads it back; `workers` and `executor` spread the
+# (`store`; `None`: `$GRADINV_STORE`, else `stores/shadow_defense/<profile>/`), so a re-run
+# of the notebook reads it back; `workers` and `executor` spread the
 # cells, `refresh` recomputes them.
 #
 # **Data and scale.** The paper uses ChestXRay (COVID-19 Radiography) and EyePACS at 224 px,
@@ -96,7 +97,9 @@ from gradinv.experiments.engine import Runner
 from gradinv.fl.splits import SHADOW_SPLIT, scaled_sizes
 
 settings = profiles.load(sd.PAPER, profile, sd.Profile)
-run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+run = Runner(
+    store, paper=sd.PAPER, profile=profile, workers=workers, executor=executor, refresh=refresh
+)
 use_device(device)
 out = figures_dir(sd.PAPER)
 pd.set_option("display.precision", 4)
