@@ -10,9 +10,9 @@ al., ICLR 2018, Alg. 1, with the noise added by the client rather than the serve
 
 with ``C = clip_norm`` and ``sigma = noise_multiplier``. The clipping step is
 :func:`gradinv.defenses.clipping.clip_by_global_norm`; the noise is drawn from the
-defense's ``generator`` through :func:`gradinv.defenses.noise.sample`. No privacy
-accounting is done: the shadow-defense paper reports no (epsilon, delta), so this is the
-DP mechanism used as an empirical baseline.
+defense's ``generator`` through :func:`gradinv.defenses.noise.sample`. The shadow-defense
+paper reports no (epsilon, delta); :func:`gradinv.defenses.accounting.gaussian_epsilon`
+gives the guarantee of ``T`` such updates (Rényi-DP accounting, no subsampling).
 
 What the server sees afterwards: a norm-bounded update plus isotropic Gaussian noise of
 standard deviation ``sigma * C`` per entry.
