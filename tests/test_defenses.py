@@ -274,3 +274,15 @@ def test_gaussian_noise_of_variance_1e_1_defeats_gradient_matching():
     noisy = _dlg_psnr(case, defenses.build("dp_gaussian", variance=1e-1, seed=0))
     assert clean > 30.0, clean
     assert noisy < 12.0, noisy
+
+
+def test_noise_to_signal_is_noise_norm_over_gradient_norm():
+    from gradinv.defenses.noise import expected_noise_to_signal, noise_to_signal
+
+    gen = torch.Generator().manual_seed(0)
+    clean = (torch.randn(100, 50, generator=gen), torch.randn(300, generator=gen))
+    noisy = tuple(c + 0.1 * torch.randn(c.shape, generator=gen) for c in clean)
+    ratio = noise_to_signal(clean, noisy)
+    norm = math.sqrt(sum(float(c.square().sum()) for c in clean))
+    assert ratio == pytest.approx(0.1 * math.sqrt(5300) / norm, rel=0.05)
+    assert expected_noise_to_signal(clean, 0.01) == pytest.approx(0.1 * math.sqrt(5300) / norm)

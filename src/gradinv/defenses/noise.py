@@ -90,3 +90,26 @@ def apply(
         (g + n.view_as(g).to(device=g.device, dtype=g.dtype))
         for g, n in zip(gradients, noise, strict=True)
     )
+
+
+def noise_to_signal(clean: tuple[Tensor, ...], noisy: tuple[Tensor, ...]) -> float:
+    """``||noisy - clean||_2 / ||clean||_2`` over all tensors: a noise level in units of the
+    victim's own gradient, so a threshold such as the survey's "variance below 1e-2 does not
+    stop the attack" can be compared across victims whose gradients differ in scale."""
+    if len(clean) != len(noisy):
+        raise GradInvError(f"{len(noisy)} noisy tensors for {len(clean)} clean ones")
+    diff = sum(float((n - c).square().sum()) for c, n in zip(clean, noisy, strict=True))
+    norm = sum(float(c.square().sum()) for c in clean)
+    if norm == 0:
+        raise GradInvError("the clean gradient is zero: its noise-to-signal ratio is undefined")
+    return math.sqrt(diff / norm)
+
+
+def expected_noise_to_signal(clean: tuple[Tensor, ...], variance: float) -> float:
+    """The expected ratio of :func:`noise_to_signal` for noise of ``variance`` per entry
+    (Gaussian or Laplacian alike): ``sqrt(variance * numel) / ||clean||_2``."""
+    numel = sum(c.numel() for c in clean)
+    norm = math.sqrt(sum(float(c.square().sum()) for c in clean))
+    if norm == 0:
+        raise GradInvError("the clean gradient is zero: its noise-to-signal ratio is undefined")
+    return math.sqrt(variance * numel) / norm
