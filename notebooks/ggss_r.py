@@ -58,22 +58,40 @@
 profile = "smoke"
 seed = 0
 device = "cpu"
+workers = 1
+executor = "local"
+refresh = False
+store = None
+
+# %% [markdown]
+# Every table and figure below is computed as *cells* (one RV estimate, one attack on one
+# private image, the floors of one image, one victim's timed step, the prior's samples)
+# through the experiment engine: each finished cell is kept in the run store (`store`;
+# `None`: `$GRADINV_STORE`, else under the data root), so rerunning the notebook reads what
+# is there and computes only what is missing (an interrupted run resumes); `workers` runs
+# cells in that many local processes (`executor`: `"ray"` or `"slurm"` to spread them over a
+# cluster); `refresh` recomputes them. Cells two tables share (GGSS-R on the first clean
+# image of the CNN, the floors of an image) are computed once.
 
 # %%
 import pandas as pd
 import torch
 
 from gradinv import plots
+from gradinv.experiments import claims, profiles
 from gradinv.experiments import ggss_r as gg
-from gradinv.experiments.common import figures_dir, load_profile
-from gradinv.priors import load_prior
+from gradinv.experiments.common import figures_dir, use_device
+from gradinv.experiments.engine import Runner
 
-settings = load_profile(gg.PAPER, profile)
+settings = profiles.load(gg.PAPER, profile, gg.Profile)
+run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+use_device(device)
 out = figures_dir(gg.PAPER)
+reported = claims.load_reported(gg.PAPER)
 pd.set_option("display.precision", 4)
-torch.set_num_threads(max(1, torch.get_num_threads()))
-print(f"profile={profile} seed={seed} device={device}; figures -> {out}")
-print(f"prior {settings['prior']}; roles:", {r: gg.dataset_for(r, settings) for r in gg.ROLES})
+print(f"profile={profile} seed={seed} device={device}; {run.describe()}")
+print(f"figures -> {out}")
+print(f"prior {settings.prior}; roles:", {r: gg.dataset_for(r, settings) for r in gg.ROLES})
 
 # %% [markdown]
 # ## The method, equation by equation
@@ -111,11 +129,10 @@ print(f"prior {settings['prior']}; roles:", {r: gg.dataset_for(r, settings) for 
 # The prior and unguided DDIM samples from it:
 
 # %%
-prior = load_prior(settings["prior"], device)
-steps = settings["attacks"]["ggss_r"]["steps"]
+samples = gg.prior_samples(run(gg.sample_cells(settings, seed)))
 fig = plots.image_grid(
-    [prior.sample(8, steps=steps, method="ddim", eta=1.0, seed=seed).cpu()],
-    [settings["prior"]],
+    [samples],
+    [settings.prior],
     path=out / "prior_samples.png",
     title="Unguided DDIM samples of the prior",
 )
@@ -129,13 +146,15 @@ fig = plots.image_grid(
 # model: every victim attacks the same images).
 
 # %%
-t1_rows, grid = gg.table1(settings, seed, device)
+t1_records = run(gg.table1_cells(settings, seed))
+t1_rows = gg.table1_rows(t1_records)
 t1_rows.to_csv(out / "table1_runs.csv", index=False)
 t1 = gg.summarise(t1_rows, ["role", "model"])
 plots.table_markdown(t1, out / "table1.md")
 t1
 
 # %%
+grid = gg.fig5a_grid(t1_records)
 roles = list(grid)
 cols = list(grid[roles[0]])
 fig = plots.image_grid(
@@ -157,11 +176,7 @@ fig = plots.image_grid(
 # Every level attacks the same images, so one set of floors (no variance) serves them all.
 
 # %%
-noise_rows, noise_paths = [], {}
-for kind in ("gaussian", "laplacian"):
-    rows, noise_paths[kind] = gg.noise_table(settings, kind, seed, device)
-    noise_rows.append(rows)
-noise_rows = pd.concat(noise_rows, ignore_index=True)
+noise_rows, noise_paths = gg.noise_rows(run(gg.noise_cells(settings, seed)))
 noise_rows.to_csv(out / "table2_table7_runs.csv", index=False)
 t27 = gg.summarise(noise_rows, ["noise", "variance"])
 plots.table_markdown(t27, out / "table2_table7.md")
@@ -197,13 +212,13 @@ fig = plots.curves(
 # diffusion prior's).
 
 # %%
-noise = tuple(settings["baselines"]["noise"])
-t3_rows = gg.baselines(settings, seed, device)
-t4_rows = gg.baselines(settings, seed, device, noise=noise)
+methods = settings.baselines.methods
+t3_rows = gg.baseline_rows(run(gg.table3_cells(settings, seed)), methods)
+t4_rows = gg.baseline_rows(run(gg.table4_cells(settings, seed)), methods)
 pd.concat([t3_rows.assign(table=3), t4_rows.assign(table=4)]).to_csv(
     out / "table3_table4_runs.csv", index=False
 )
-t34 = gg.compare_baselines(t3_rows, t4_rows)
+t34 = gg.compare_baselines(t3_rows, t4_rows, reported)
 plots.table_markdown(t34, out / "table3_table4_paper_vs_this_run.md")
 t34
 
@@ -213,9 +228,9 @@ t34
 # Each batch size has its own private batches, hence its own floors (last rows).
 
 # %%
-t5_rows = gg.table5(settings, seed, device)
+t5_rows = gg.baseline_rows(run(gg.table5_cells(settings, seed)), settings.table5.methods)
 t5_rows.to_csv(out / "table5_runs.csv", index=False)
-t5 = gg.compare_table5(t5_rows)
+t5 = gg.compare_table5(t5_rows, reported)
 plots.table_markdown(t5, out / "table5_paper_vs_this_run.md")
 t5
 
@@ -226,9 +241,9 @@ t5
 # (nearest public or prior sample).
 
 # %%
-t6_rows = gg.table6(settings, seed, device)
+t6_rows = gg.table6_rows(run(gg.table6_cells(settings, seed)))
 t6_rows.to_csv(out / "table6_runs.csv", index=False)
-t6 = gg.compare_table6(t6_rows)
+t6 = gg.compare_table6(t6_rows, reported)
 plots.table_markdown(t6, out / "table6_paper_vs_this_run.md")
 t6
 
@@ -238,41 +253,31 @@ t6
 # Measured on the machine that ran this notebook (the paper: one A100, 256 px). Peak memory is
 # the accelerator's (`torch.cuda.max_memory_allocated`); on a CPU it is not measured. The
 # last column is the step's cost as a multiple of one SGD training step of the same victim.
+# Both times are measured inside the cell and kept as the record's `timings`, apart from its
+# metrics (a recomputed cell gives the same record; only its timings differ).
 
 # %%
-t8 = gg.table8(settings, seed, device)
+t8 = gg.table8(run(gg.table8_cells(settings, seed)), reported)
 plots.table_markdown(t8, out / "table8.md")
 t8
 
 # %% [markdown]
 # ## Paper vs this run
 #
-# Every Table 1, 2 and 7 number beside ours, with the best floor of the same images (Tables
-# 3-6 are above), then each claim with the verdict computed from this run: for each table,
-# first whether GGSS-R beats the floors (its mean PSNR against the best of nearest public and
-# prior sample, both reported), then the paper's claims.
+# Every Table 1, 2 and 7 number beside ours (the paper's from
+# `papermill_runs/ggss_r/reported.csv`; Tables 3-6 are above), with the mean over `n`
+# private images, the 95 % bootstrap interval of our PSNR (`PSNR low`, `PSNR high`; none
+# below two images) and the best floor of the same images.
 
 # %%
-cmp1 = gg.compare_table1(t1_rows)
+cmp1 = gg.compare_table1(t1_rows, reported)
 plots.table_markdown(cmp1, out / "table1_paper_vs_this_run.md")
 cmp1
 
 # %%
-cmp27 = gg.compare_noise(noise_rows)
+cmp27 = gg.compare_noise(noise_rows, reported)
 plots.table_markdown(cmp27, out / "table2_table7_paper_vs_this_run.md")
 cmp27
-
-# %%
-claims = pd.concat(
-    [
-        gg.rv_claims(t1_rows),
-        gg.noise_claims(noise_rows, noise_paths),
-        gg.baseline_claims(t3_rows, t4_rows, t5_rows),
-    ],
-    ignore_index=True,
-)
-plots.table_markdown(claims, out / "paper_vs_this_run.md")
-claims
 
 # %% [markdown]
 # **Where this run differs from the paper** (`smoke`: 2-core CPU, 32 px, one private image per
@@ -286,7 +291,7 @@ claims
 #   scale; we report standard AlexNet LPIPS.
 # * **Floors first.** The chest role's targets come from the same radiograph as the prior's
 #   public crops (other regions), so the nearest public crop and an unguided sample are real
-#   competitors; the claims table above first asks whether GGSS-R beats them, table by table.
+#   competitors; the claims below first ask whether GGSS-R beats them, table by table.
 # * **Prior mismatch (Table 1).** The brain-MRI and photograph roles are far from the chest
 #   prior: the paper's "no prior knowledge of the target distribution" needs a prior broad
 #   enough for the targets, and a small chest prior is not.
@@ -298,5 +303,31 @@ claims
 # * **Cost (Table 8).** Conditional steps are measured in training steps of the same victim at
 #   batch 1 on this CPU; the paper's absolute seconds (A100, 256 px) are not comparable.
 #
-# Every verdict of this run is in the claims table above (`figures/ggss_r/paper_vs_this_run.md`),
-# computed from its numbers; none is typed here.
+# ## Claims
+#
+# Each claim of the paper, judged on this run's paired per-image results
+# (`gradinv.experiments.claims`): for each table, first whether GGSS-R beats the floors (per
+# private image, the better of the nearest public image and the prior sample), then the
+# paper's claims: RV orders the victims (Table 1: PSNR rises with RV, a trend judged by each
+# image's Spearman correlation), PSNR falls with the noise variance and the noise type matters
+# little (Tables 2 and 7), the path of $\hat x_0(x_t)$ peaks before the end under noise
+# (Fig. 5, a rate over levels and images), GGSS-R beats every baseline (Tables 3 and 4), PSNR
+# falls with the batch size and GGSS-R is best at every size (Table 5). A verdict needs at
+# least five pairs: with fewer it is *inconclusive*, whatever the means say; the smoke profile
+# has one image per Table 1/3/4/5 cell and three per noise level, so most of its claims can
+# only show the direction of a difference (`this run`), not settle it.
+
+# %%
+verdicts = gg.verdicts(t1_rows, noise_rows, t3_rows, t4_rows, t5_rows, reported)
+claims.write_claims(verdicts, out)
+claims.claims_table(verdicts).drop(columns=["kind", "estimate"])
+
+# %% [markdown]
+# **What this run says**, generated from its rows (`figures/ggss_r/summary.md`):
+
+# %%
+from IPython.display import Markdown
+
+summary = gg.summary_markdown(t1_rows, noise_rows, t3_rows, t4_rows, verdicts)
+(out / "summary.md").write_text(summary + "\n")
+Markdown(summary)

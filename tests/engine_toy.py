@@ -29,6 +29,11 @@ def slow(cell: Cell) -> dict[str, float]:
     return {"i": i, "square": i * i, "draw": float(torch.rand(()))}
 
 
+def timed(cell: Cell) -> Result:
+    """A metric and a timing of part of the work (kept apart from the metrics)."""
+    return Result({"i": int(cell.settings["i"])}, timings={"step": 0.25})
+
+
 def fail(cell: Cell) -> dict[str, int]:
     """Raise when ``settings["fail"]`` is true."""
     _log(cell)

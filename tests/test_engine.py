@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -113,6 +114,19 @@ def test_store_round_trip_with_lazy_arrays(tmp_path):
     np.testing.assert_array_equal(back.arrays["x"], record.arrays["x"])
     assert back.same_as(record) and back.metrics == record.metrics
     assert back.versions["torch"] and back.finished == record.finished
+
+
+def test_a_cell_s_timings_are_kept_beside_its_metrics_not_among_them(tmp_path):
+    plain = compute(noise_cells(1)[0])
+    assert plain.timings == {} and "timings" not in plain.to_json()  # old records unchanged
+    cell = Cell("toy", "timed", "engine_toy:timed", {"i": 0})
+    record = compute(cell)
+    assert record.timings == {"step": 0.25} and "step" not in record.metrics
+    store = RunStore(tmp_path / "store")
+    store.put(cell, record)
+    back = store.get(cell)
+    assert back.timings == {"step": 0.25} and back.same_as(record)
+    assert back.same_as(dataclasses.replace(record, timings={"step": 0.5}))  # timings aside
 
 
 def test_store_misses_a_record_whose_stored_spec_differs(tmp_path):

@@ -178,11 +178,15 @@ def jsonable(value: Any, where: str = "metrics") -> Any:
 @dataclass(frozen=True)
 class Result:
     """What a cell function returns: JSON-able metrics and optional named arrays (a
-    reconstruction, a curve); ``device`` names where it ran, if the function knows."""
+    reconstruction, a curve); ``device`` names where it ran, if the function knows;
+    ``timings`` (seconds) are wall-clock measurements a cell makes of parts of its work
+    (e.g. one step of an attack): kept beside the record's own ``seconds``, never among
+    the metrics, so a recomputed cell still gives the same record."""
 
     metrics: Mapping[str, Any]
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     device: str | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,14 +204,16 @@ class Record:
     dirty: bool | None  # tracked files changed since that commit
     finished: str  # UTC, ISO 8601
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)  # Result.timings, seconds
 
     @property
     def key(self) -> str:
         return self.cell.key
 
     def to_json(self) -> dict[str, Any]:
-        """Everything but the arrays' contents (their names are listed)."""
-        return {
+        """Everything but the arrays' contents (their names are listed); ``timings`` only
+        when the cell measured any."""
+        out = {
             "key": self.key,
             "cell": self.cell.to_json(),
             "metrics": self.metrics,
@@ -220,6 +226,9 @@ class Record:
             "dirty": self.dirty,
             "finished": self.finished,
         }
+        if self.timings:
+            out["timings"] = self.timings
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Record:
@@ -234,10 +243,12 @@ class Record:
             dirty=data.get("dirty"),
             finished=str(data["finished"]),
             arrays=arrays,
+            timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
         )
 
     def same_as(self, other: Record) -> bool:
-        """Same cell, metrics (NaN equals NaN) and arrays; timings and provenance aside."""
+        """Same cell, metrics (NaN equals NaN) and arrays; timings (``seconds``,
+        ``timings``) and provenance aside."""
         if self.cell != other.cell or _dump(self.metrics) != _dump(other.metrics):
             return False
         if set(self.arrays) != set(other.arrays):

@@ -67,6 +67,7 @@ def compute(cell: Cell, commit: tuple[str | None, bool | None] = (None, None)) -
             commit=commit[0],
             dirty=commit[1],
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            timings={str(k): float(v) for k, v in result.timings.items()},
         )
     except Exception as exc:  # noqa: BLE001 - a failing cell is reported, the others go on
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]

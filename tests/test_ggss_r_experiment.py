@@ -1,0 +1,263 @@
+"""The GGSS-R notebook's drivers on a tiny problem: its typed profile, its cells in a run
+store (stable keys, a second run computes nothing, a recomputed cell gives the same record),
+the tables of Tables 1-8 with their floors, comparisons with the paper's numbers that leave
+the floors out, and claims in the four-verdict vocabulary."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradinv import options
+from gradinv.errors import GradInvError
+from gradinv.experiments import claims, profiles
+from gradinv.experiments import ggss_r as gg
+from gradinv.experiments.engine import RunStore, run_cells
+from gradinv.experiments.floors import FLOORS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: the shipped 32 px chest prior (SSIM needs 11 px), short runs, cheap victims
+TINY = {
+    "size": 32,
+    "images": 1,
+    "prior": "chest_xray-32",
+    "lpips": None,
+    "datasets": {"CelebA": ["chest_xray"], "LSUN": ["brain_mri"], "ImageNet": ["faces"]},
+    "attacks": {"ggss_r": {"steps": 8}, "dlg": {"iterations": 3}},
+    "rv": {"images": 1, "directions": 4},
+    "table1": {"roles": ["CelebA"], "models": ["mlp3", "cnn"]},
+    "noise": {"model": "mlp3", "variances": {"gaussian": [0.0, 1.0]}},
+    "baselines": {"model": "mlp3", "methods": ["dlg", "ggss_r"]},
+    "table5": {"batches": [1, 2], "methods": ["dlg", "ggss_r"]},
+    "table6": {"model": "mlp3", "rates": [0.01, 0.2]},
+    "table8": {"models": ["mlp3"], "steps": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def profile() -> gg.Profile:
+    return options.build(gg.Profile, TINY, "tiny profile")
+
+
+@pytest.fixture(scope="module")
+def run(profile, tmp_path_factory):
+    """The tiny grid computed once into a fresh store: (store, records)."""
+    store = RunStore(tmp_path_factory.mktemp("store"))
+    return store, run_cells(gg.all_cells(profile), store, progress=False)
+
+
+def _section(records, cells):
+    keys = {c.key for c in cells}
+    return [r for r in records if r.key in keys]
+
+
+# -- profile ----------------------------------------------------------------------------------
+def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
+    smoke = profiles.load(gg.PAPER, "smoke", gg.Profile, root=ROOT)
+    paper = profiles.load(gg.PAPER, "paper", gg.Profile, root=ROOT)
+    # noise.images and table6.images default to "the profile's images" (paper relies on it)
+    default = gg.Profile()
+    default = dataclasses.replace(
+        default,
+        noise=dataclasses.replace(default.noise, images=3),
+        table6=dataclasses.replace(default.table6, images=3),
+    )
+    assert smoke == default
+    assert paper.noise_images == paper.table6_images == paper.images == 8
+    assert paper.attacks.of("ggss_r") == {"steps": 100} and smoke.table5.batches == (1, 2, 4)
+    assert paper.noise.variances["laplacian"] == (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (("  size: 32", "  sise: 32"), "sise"),  # a misspelt setting
+        (("  table6:\n", "  table6:\n    rats: [0.2]\n"), "rats"),  # nested section
+        (("    ig: {iterations: 200}", "    ig: {iterashuns: 200}"), "iterashuns"),  # attack
+        (("seed: 0", "seeed: 0"), "seeed"),  # a top-level parameter
+    ],
+)
+def test_profile_rejects_an_unknown_key_naming_the_key_and_the_file(tmp_path, edit, key):
+    folder = tmp_path / "papermill_runs" / gg.PAPER
+    folder.mkdir(parents=True)
+    text = (ROOT / "papermill_runs" / gg.PAPER / "smoke.yaml").read_text()
+    assert edit[0] in text
+    (folder / "typo.yaml").write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(GradInvError) as err:
+        profiles.load(gg.PAPER, "typo", gg.Profile, root=tmp_path)
+    message = str(err.value)
+    assert key in message and "papermill_runs/ggss_r/typo.yaml" in message
+    assert "\n" not in message
+
+
+def test_profile_checks_models_methods_noises_and_roles():
+    with pytest.raises(GradInvError, match="table1.models"):
+        options.build(gg.Profile, {"table1": {"models": ["mlp33"]}}, "p")
+    with pytest.raises(GradInvError, match="baselines.methods"):
+        options.build(gg.Profile, {"baselines": {"methods": ["gglx"]}}, "p")
+    with pytest.raises(GradInvError, match="noise.variances"):
+        options.build(gg.Profile, {"noise": {"variances": {"poisson": [0.1]}}}, "p")
+    with pytest.raises(GradInvError, match="table1.roles"):
+        options.build(gg.Profile, {"table1": {"roles": ["FFHQ"]}}, "p")
+
+
+# -- cells --------------------------------------------------------------------------------------
+def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
+    keys = [c.key for c in gg.all_cells(profile)]
+    assert len(keys) == len(set(keys))  # cells two tables share are listed once
+    again = options.build(gg.Profile, dict(reversed(list(TINY.items()))), "tiny profile")
+    assert keys == [c.key for c in gg.all_cells(again)]  # same profile: same keys
+    assert set(keys).isdisjoint(c.key for c in gg.table1_cells(profile, seed=1))
+    more = dataclasses.replace(profile, attacks=options.build(
+        gg.AttackOverrides, {**TINY["attacks"], "dlg": {"iterations": 4}}, "attacks"))  # fmt: skip
+    changed = {
+        a.settings.get("method", a.kind)
+        for a, b in zip(gg.table3_cells(profile), gg.table3_cells(more), strict=True)
+        if a.key != b.key
+    }
+    assert changed == {"dlg"}  # the DLG cell only (not GGSS-R, not the floors)
+    # Table 3's GGSS-R is Table 1's CelebA victim when the victims agree; the floors of the
+    # first image are shared by Tables 1, 2/7, 3 and 6: one cell, computed once
+    floors = [{c.key for c in f(profile) if c.kind == "floors" and c.settings["image"] == 0}
+              for f in (gg.table1_cells, gg.noise_cells, gg.table3_cells, gg.table6_cells)]  # fmt: skip
+    assert len(set.union(*floors)) == 1
+    first = gg.all_cells(profile)[: len(gg.table1_cells(profile))]
+    assert [c.key for c in first] == [c.key for c in gg.table1_cells(profile)]  # most valuable
+
+
+def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, capsys):
+    store, records = run
+    cells = gg.all_cells(profile)
+    again = run_cells(cells, store, progress=True)
+    n = len(cells)
+    assert f"{n} of {n} cells from the store" in capsys.readouterr().err
+    assert all(a.same_as(b) for a, b in zip(records, again, strict=True))
+    pd.testing.assert_frame_equal(gg.table1_rows(records), gg.table1_rows(again))
+    pd.testing.assert_frame_equal(gg.noise_rows(records)[0], gg.noise_rows(again)[0])
+    kinds = {r.cell.kind for r in again if r.arrays}
+    assert kinds == {"samples", "attack"}  # Fig. 5(a) and the prior samples only
+    kept = [r for r in again if r.arrays and r.cell.kind == "attack"]
+    assert {r.cell.settings["model"] for r in kept} == {"mlp3", "cnn"}
+    cost = [r for r in again if r.cell.kind == "cost"]
+    assert cost and all(set(r.timings) == {"s/step", "training step"} for r in cost)
+    assert not any("s/step" in r.metrics or "seconds" in r.metrics for r in again)
+
+
+def test_a_recomputed_cell_gives_the_same_record_so_stores_merge_cleanly(profile, run, tmp_path):
+    store, records = run
+    cells = [*gg.table1_cells(profile), *gg.table8_cells(profile)]
+    fresh = run_cells(cells, tmp_path, progress=False)  # computed again, elsewhere
+    stored = {r.key: r for r in records}
+    assert all(r.same_as(stored[r.key]) for r in fresh)  # no timings among the metrics
+    report = RunStore(tmp_path).merge(store)
+    assert not report.conflicts and set(report.same) == {c.key for c in cells}
+
+
+# -- tables and figures -------------------------------------------------------------------------
+def _floors_of(df, **cell):
+    mask = df["method"].map(lambda m: isinstance(m, str) and m in FLOORS)
+    for key, value in cell.items():
+        mask &= df[key].isna() if value is None else df[key] == value
+    return df[mask]
+
+
+def test_tables_carry_the_floors_and_comparisons_leave_them_out(profile, run):
+    _, records = run
+    t1 = gg.table1_rows(_section(records, gg.table1_cells(profile)))
+    ran = gg.attack_rows(t1)
+    assert set(ran["model"]) == {"MLP-3", "CNN"} and (ran["rv"] > 0).all()
+    assert list(ran["rv"]) == sorted(ran["rv"])  # victims in increasing RV
+    # one set of floors per role and image (shared by every victim), finite PSNR
+    fl = _floors_of(t1, role="CelebA", model=None, image=0)
+    assert sorted(fl["method"]) == sorted(FLOORS) and len(_floors_of(t1)) == 3
+    assert fl["psnr"].map(math.isfinite).all() and (fl["seconds"] == 0).all()
+    grid = gg.fig5a_grid(records)
+    assert list(grid["CelebA"])[0] == "ground truth" and len(grid["CelebA"]) == 3
+    cmp1 = gg.compare_table1(t1)
+    assert set(cmp1.columns) >= {"RV paper", "RV run", "PSNR paper", "PSNR run", "n"}
+    assert set(cmp1["model"]) == {"MLP-3", "CNN"} and cmp1["PSNR best floor"].notna().all()
+    assert (cmp1["n"] == 1).all() and cmp1.set_index("model").loc["CNN", "PSNR paper"] == 41.12
+    rows, paths = gg.noise_rows(_section(records, gg.noise_cells(profile)))
+    assert len(paths["gaussian"][1.0]) == 8  # x0(x_t) at every step
+    ran = gg.attack_rows(rows)
+    assert (ran["peak psnr"] >= ran["psnr"] - 1e-4).all()  # the last step is on the path
+    assert sorted(_floors_of(rows, variance=None, noise="gaussian")["method"]) == sorted(FLOORS)
+    cmp = gg.compare_noise(rows)
+    assert cmp["variance (ours)"].tolist() == [0.0, 1.0]
+    assert cmp["PSNR paper"].tolist() == [28.0343, 24.0567]  # Table 2's rows in order
+    clean = gg.baseline_rows(_section(records, gg.table3_cells(profile)), ["dlg", "ggss_r"])
+    assert list(clean.loc[clean["status"] == "ran", "method"]) == ["DLG", "GGSS-R"]
+    assert sorted(clean.loc[clean["status"] == "floor", "method"]) == sorted(FLOORS)
+    t34 = gg.compare_baselines(clean, clean)
+    assert (t34.loc[t34["method"].isin(FLOORS), "PSNR paper"] == "-").all()
+    assert t34.set_index(["table", "method"]).loc[("3 (clean)", "GGSS-R"), "PSNR paper"] == 41.1229
+    t5 = gg.baseline_rows(_section(records, gg.table5_cells(profile)), ["dlg", "ggss_r"])
+    assert sorted(set(t5["batch"])) == [1, 2]
+    cmp5 = gg.compare_table5(t5).set_index("method")
+    assert cmp5.loc["nearest public", "paper col 1"] == "-"
+    assert cmp5.loc["GGSS-R", "paper col 2"] == 24.4602 and cmp5.loc["GGSS-R", "n B=2"] == 1
+    t6_rows = gg.table6_rows(_section(records, gg.table6_cells(profile)))
+    assert sorted(_floors_of(t6_rows, **{"guidance rate": None})["method"]) == sorted(FLOORS)
+    t6 = gg.compare_table6(t6_rows)
+    assert list(t6["guidance rate"]) == [0.01, 0.2]
+    assert t6["PSNR paper"].tolist() == [26.9023, 41.1229]
+    t8 = gg.table8(records)
+    assert list(t8["model"]) == ["MLP-3"] and (t8["s/step run"] > 0).all()
+    assert t8["s/step paper"].tolist() == [1.4939]
+
+
+# -- claims -------------------------------------------------------------------------------------
+def test_claims_come_out_in_the_four_verdict_vocabulary(profile, run, tmp_path):
+    _, records = run
+    t1 = gg.table1_rows(_section(records, gg.table1_cells(profile)))
+    noise, _ = gg.noise_rows(_section(records, gg.noise_cells(profile)))
+    methods = ["dlg", "ggss_r"]
+    clean = gg.baseline_rows(_section(records, gg.table3_cells(profile)), methods)
+    noisy = gg.baseline_rows(_section(records, gg.table4_cells(profile)), methods)
+    t5 = gg.baseline_rows(_section(records, gg.table5_cells(profile)), methods)
+    verdicts = gg.verdicts(t1, noise, clean, noisy, t5)
+    ids = [v.claim.id for v in verdicts]
+    assert len(ids) == len(set(ids))
+    assert ids[:2] == ["t1/CelebA/floors", "t1/CelebA/rv"]  # floors first
+    assert {"noise/gaussian/falls", "t3/baselines", "t5/best", "t5/DLG/falls"} <= set(ids)
+    assert {v.verdict for v in verdicts} == {"inconclusive"}  # one to two images: n < 5
+    rv = verdicts[1]
+    assert rv.claim.kind == "trend" and rv.n == 1 and "Spearman rho" in rv.paper
+    csv_path, md_path = claims.write_claims(verdicts, tmp_path)
+    table = pd.read_csv(csv_path)
+    assert list(table.columns) == list(claims.TABLE_COLUMNS) and md_path.is_file()
+    assert set(table["verdict"]) <= set(claims.LABELS)
+    summary = gg.summary_markdown(t1, noise, clean, noisy, verdicts)
+    assert "*nearest public*" in summary and "(n = 1)" in summary
+    assert f"{len(verdicts)} inconclusive" in summary
+    # a claim whose arm this run lacks is untestable here, with the reason
+    no_ggss = clean[clean["method"] != "GGSS-R"]
+    (v,) = gg.judge_all(gg.baseline_claims(no_ggss, no_ggss, t5)[:1])
+    assert v.verdict == "untestable here" and "GGSS-R" in v.reason
+
+
+def _t1(gain: float, images: int = 6) -> pd.DataFrame:
+    """Table 1 rows of one role: GGSS-R ``gain`` dB above the floors, PSNR rising with RV."""
+    rows = []
+    for k in range(images):
+        for i, model in enumerate(("MLP-5", "CNN", "MLP-3")):
+            rows.append({"role": "CelebA", "model": model, "method": "GGSS-R",
+                         "rv": float(i + 1), "image": k,
+                         "psnr": 15.0 + 0.3 * k + gain + (i - 1) * gain})  # fmt: skip
+        rows += [{"role": "CelebA", "model": None, "method": f, "image": k, "psnr": 15.0 + 0.3 * k}
+                 for f in FLOORS]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("gain", "verdict"), [(2.0, "holds"), (-2.0, "does not hold")])
+def test_table1_claims_judge_paired_images(gain, verdict):
+    found = {v.claim.id: v for v in gg.judge_all(gg.table1_claims(_t1(gain)))}
+    floors, rv = found["t1/CelebA/floors"], found["t1/CelebA/rv"]
+    assert floors.verdict == verdict and floors.n == 18  # 3 victims x 6 images
+    assert rv.verdict == verdict and rv.n == 6  # one Spearman correlation per image
+    assert rv.paper.startswith("Spearman rho -0.50 over 3 victims")  # MLP-5, CNN, MLP-3
