@@ -67,7 +67,7 @@ store = None
 # Every table and figure below is computed as *cells* (one RV estimate, one attack on one
 # private image, the floors of one image, one victim's timed step, the prior's samples)
 # through the experiment engine: each finished cell is kept in the run store (`store`;
-# `None`: `$GRADINV_STORE`, else under the data root), so rerunning the notebook reads what
+# `None`: `$GRADINV_STORE`, else `stores/ggss_r/<profile>/`), so rerunning the notebook reads what
 # is there and computes only what is missing (an interrupted run resumes); `workers` runs
 # cells in that many local processes (`executor`: `"ray"` or `"slurm"` to spread them over a
 # cluster); `refresh` recomputes them. Cells two tables share (GGSS-R on the first clean
@@ -84,7 +84,9 @@ from gradinv.experiments.common import figures_dir, use_device
 from gradinv.experiments.engine import Runner
 
 settings = profiles.load(gg.PAPER, profile, gg.Profile)
-run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+run = Runner(
+    store, paper=gg.PAPER, profile=profile, workers=workers, executor=executor, refresh=refresh
+)
 use_device(device)
 out = figures_dir(gg.PAPER)
 reported = claims.load_reported(gg.PAPER)
