@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from profile_checks import assert_typo_named
 
 from gradinv import options
 from gradinv.errors import GradInvError
@@ -83,16 +84,7 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
     ],
 )
 def test_profile_rejects_an_unknown_key_naming_the_key_and_the_file(tmp_path, edit, key):
-    folder = tmp_path / "papermill_runs" / gg.PAPER
-    folder.mkdir(parents=True)
-    text = (ROOT / "papermill_runs" / gg.PAPER / "smoke.yaml").read_text()
-    assert edit[0] in text
-    (folder / "typo.yaml").write_text(text.replace(edit[0], edit[1], 1))
-    with pytest.raises(GradInvError) as err:
-        profiles.load(gg.PAPER, "typo", gg.Profile, root=tmp_path)
-    message = str(err.value)
-    assert key in message and "papermill_runs/ggss_r/typo.yaml" in message
-    assert "\n" not in message
+    assert_typo_named(tmp_path, gg.PAPER, gg.Profile, edit, key)
 
 
 def test_profile_checks_models_methods_noises_and_roles():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from profile_checks import assert_typo_named
 
 from gradinv import options
 from gradinv.errors import GradInvError
@@ -79,16 +80,7 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
     ],
 )
 def test_profile_rejects_an_unknown_key_naming_the_key_and_the_file(tmp_path, edit, key):
-    folder = tmp_path / "papermill_runs" / survey.PAPER
-    folder.mkdir(parents=True)
-    text = (ROOT / "papermill_runs" / survey.PAPER / "smoke.yaml").read_text()
-    assert edit[0] in text
-    (folder / "typo.yaml").write_text(text.replace(edit[0], edit[1], 1))
-    with pytest.raises(GradInvError) as err:
-        profiles.load(survey.PAPER, "typo", survey.Profile, root=tmp_path)
-    message = str(err.value)
-    assert key in message and "papermill_runs/gia_survey/typo.yaml" in message
-    assert "\n" not in message
+    assert_typo_named(tmp_path, survey.PAPER, survey.Profile, edit, key)
 
 
 def test_profile_checks_roles_attacks_and_where():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from profile_checks import assert_typo_named
 
 from gradinv import options
 from gradinv.errors import GradInvError
@@ -82,16 +83,7 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
     ],
 )
 def test_profile_rejects_an_unknown_key_naming_the_key_and_the_file(tmp_path, edit, key):
-    folder = tmp_path / "papermill_runs" / gid.PAPER
-    folder.mkdir(parents=True)
-    text = (ROOT / "papermill_runs" / gid.PAPER / "smoke.yaml").read_text()
-    assert edit[0] in text
-    (folder / "typo.yaml").write_text(text.replace(edit[0], edit[1], 1))
-    with pytest.raises(GradInvError) as err:
-        profiles.load(gid.PAPER, "typo", gid.Profile, root=tmp_path)
-    message = str(err.value)
-    assert key in message and "papermill_runs/gradinvdiff/typo.yaml" in message
-    assert "\n" not in message
+    assert_typo_named(tmp_path, gid.PAPER, gid.Profile, edit, key)
 
 
 def test_profile_checks_roles_variants_and_methods():

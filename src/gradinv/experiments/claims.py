@@ -529,6 +529,14 @@ def claims_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
     return table.astype({"n": int, "estimate": float, "low": float, "high": float})
 
 
+def count_line(verdicts: Sequence[Verdict]) -> str:
+    """``**Claims** (n, `claims.md`): a holds, b does not hold, ...``: the line every
+    notebook's generated summary ends with."""
+    counts = pd.Series([v.verdict for v in verdicts], dtype=object).value_counts()
+    told = ", ".join(f"{int(counts.get(label, 0))} {label}" for label in LABELS)
+    return f"**Claims** ({len(verdicts)}, `claims.md`): {told}."
+
+
 def write_claims(verdicts: Iterable[Verdict], out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``claims.csv`` and ``claims.md`` (the same table in Markdown, numbers to three
     significant digits) into ``out_dir`` (``figures/<paper>/``); returns both paths."""
@@ -670,6 +678,7 @@ __all__ = [
     "bootstrap_ci",
     "chance_accuracy",
     "claims_table",
+    "count_line",
     "judge",
     "load_reported",
     "missing_data",

@@ -427,7 +427,5 @@ def summary_markdown(
             f"{top} {rivals.loc[top, 'mean']:.1f} ({len(rivals)} baselines ran)"
         )
     if verdicts:
-        counts = pd.Series([v.verdict for v in verdicts]).value_counts()
-        told = ", ".join(f"{int(counts.get(lab, 0))} {lab}" for lab in claims.LABELS)
-        lines += ["", f"**Claims** ({len(verdicts)}, `claims.md`): {told}."]
+        lines += ["", claims.count_line(verdicts)]
     return "\n".join(lines)

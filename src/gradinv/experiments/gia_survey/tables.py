@@ -361,9 +361,7 @@ def summary_markdown(
             drops = ", ".join(f"{m} {base - a:+.1f}" for m, a in by.items() if m != "Base FL")
             lines.append(f"- {role} (Base FL {base:.1f} %): {drops}")
     if verdicts:
-        counts = pd.Series([v.verdict for v in verdicts]).value_counts()
-        told = ", ".join(f"{int(counts.get(lab, 0))} {lab}" for lab in claims.LABELS)
-        lines += ["", f"**Claims** ({len(verdicts)}, `claims.md`): {told}."]
+        lines += ["", claims.count_line(verdicts)]
     return "\n".join(lines)
 
 

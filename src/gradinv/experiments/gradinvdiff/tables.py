@@ -284,7 +284,5 @@ def summary_markdown(
         label = f"*{variant}*" if is_floor(variant) else variant
         lines.append(f"- {net}, {label}: {r['mean']:.1f} (n = {int(r['count'])})")
     if verdicts:
-        counts = pd.Series([v.verdict for v in verdicts]).value_counts()
-        told = ", ".join(f"{int(counts.get(lab, 0))} {lab}" for lab in claims.LABELS)
-        lines += ["", f"**Claims** ({len(verdicts)}, `claims.md`): {told}."]
+        lines += ["", claims.count_line(verdicts)]
     return "\n".join(lines)

@@ -189,10 +189,5 @@ def summary_markdown(study: Results, role: str, verdicts_: list[Verdict]) -> str
         f"- **F1**: FedAvg {fed.final_f1:.3f}, Ours {study.final_f1(role, 'Ours'):.3f}, "
         f"chance {1 / fed.num_classes:.3f} ({fed.num_classes} classes, {fed.dataset})."
     )
-    counts = pd.Series([v.verdict for v in verdicts_]).value_counts()
-    lines.append(
-        f"- **Claims** ({len(verdicts_)}): "
-        + ", ".join(f"{k} {counts.get(k, 0)}" for k in claims.LABELS)
-        + "."
-    )
+    lines.append("- " + claims.count_line(verdicts_))
     return "\n".join(lines)
