@@ -217,7 +217,7 @@ def test_claims_come_out_in_the_four_verdict_vocabulary(run, tmp_path):
     assert "digits/dlg_dm/lpips" not in ids  # LPIPS switched off: no LPIPS claim
     assert {v.verdict for v in verdicts} <= set(claims.LABELS)
     untested = [v for v in verdicts if v.verdict == "untestable here"]
-    assert [v.claim.id for v in untested][-1] == "generative-10k" and untested[-1].reason
+    assert [v.claim.id for v in untested][-1] == "generative-long" and untested[-1].reason
     tested = [v for v in verdicts if v.verdict != "untestable here"]
     assert all(v.verdict == "inconclusive" and v.n < claims.MIN_PAIRS for v in tested)
     csv_path, md_path = claims.write_claims(verdicts, tmp_path)

@@ -284,15 +284,16 @@ def compare_setup(
     """The paper's stated setup (the ``setting`` rows of ``reported.csv``: sec. 4.1 and the
     iteration counts of Figs. 7-9) beside this profile's (``image_size``: the attacked
     images' side; ``timesteps``: the DDPM's ``T``)."""
+    from gradinv import attacks
+
     rep = claims.load_reported(PAPER) if reported is None else reported
-    gidm = profile.attacks.of("gidm")
-    r_g = gidm.get("generative_iterations", 5000)
-    r_f = gidm.get("finetune_iterations", 1500)
+    cfg = attacks.make_config("gidm", **profile.attacks.of("gidm"))  # the paper's defaults
+    r_g, r_f = cfg.generative_iterations, cfg.finetune_iterations
     ours = {
         "image size": image_size,
         "federated rounds": profile.federation.rounds,
-        "eps update interval S": gidm.get("interval", 50),
-        "Adam learning rate": gidm.get("lr", 0.01),
+        "eps update interval S": cfg.interval,
+        "Adam learning rate": cfg.lr,
         "generative phase r_g": r_g,
         "fine-tuning phase r_f": r_f,
         "inversion iterations": r_g + r_f,
