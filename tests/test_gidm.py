@@ -4,7 +4,6 @@ two phases and the adapted baselines, on tiny UNets."""
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
@@ -222,75 +221,3 @@ def test_baselines_given_eps_and_t_reconstruct_and_gidm_without_them_runs():
     assert blind.extras["t_weights"].shape == (1, 1000)
     with pytest.raises(GradInvError, match="at least one phase"):
         attacks.run("gidm", victim, known, generative=False, finetune=False)
-
-
-# -- the notebook's drivers ------------------------------------------------------------------
-def test_study_drivers_build_every_figure_and_table_on_a_tiny_setting(tmp_path):
-    from gradinv.experiments import gidm as gd
-    from gradinv.experiments.floors import FLOORS
-
-    prior_dir = str(_victim(seed=3).save(tmp_path / "ddpm16"))  # plumbing only: an untrained DDPM
-
-    settings = {
-        "lpips": None,
-        "snapshot_every": 2,
-        "floor_steps": 3,
-        "roles": {"digits": {"datasets": ["digits"], "prior": prior_dir}},
-        "federation": {"clients": 2, "images_per_client": 2, "rounds": 1, "lr": 1e-4,
-                       "attack_round": 1, "attack_client": 0, "init": "random"},
-        "attacks": {"gidm": {"generative_iterations": 2, "finetune_iterations": 3, "sampling_steps": 2},
-                    "dlg_dm": {"iterations": 5}, "invg_dm": {"iterations": 5}},
-    }  # fmt: skip
-    study = gd.Study(settings)
-    f5 = gd.fig5(study)
-    methods = ["DLG-dm", "InvG-dm", "Generative", "GIDM (eps, t known)", "GIDM"]
-    assert list(f5.method) == methods + list(FLOORS)
-    floors = f5[f5.method.isin(FLOORS)]
-    assert floors.psnr.map(math.isfinite).all() and (floors.seconds == 0).all()
-    assert not floors["knows eps, t"].any() and (floors.role == "digits").all()
-    # once per set of target images: the floors of the attacked client's private images
-    assert list(study.floors) == ["digits"]
-    assert all(v.shape == study.truth("digits").shape for v in study.floors["digits"].values())
-    abl = gd.ablation(study, "digits")
-    assert list(abl.variant[6:]) == list(FLOORS) and abl.psnr.map(math.isfinite).all()
-    attacks_only = abl.iloc[:6]
-    assert (attacks_only["|t_hat - t|"] >= 0).all()
-    known = abl.set_index("variant").loc["GIDM (eps, t known)"]
-    assert known.t_hat == known.t  # a revealed t is used as is
-    assert len(gd.t_recovery(study)) == 3  # the runs that optimise t
-    claims = gd.claims(f5, abl)
-    assert set(claims.verdict.str.split(" ").str[0]) <= {"holds", "does", "inconclusive"}
-    assert claims.claim.iloc[0] == (
-        "digits: GIDM beats the floors (no gradient: public mean, nearest public, prior sample)"
-    )
-    assert len(gd.paper_vs_run(f5, abl, gd.t_recovery(study))) == 10  # 9 + the floors' row
-    curves = gd.snapshot_curves(study, "digits", ["gidm_known", "gidm"])
-    assert curves.iteration.max() == 4  # snapshots at 0, 2 (generative) and 2 + {0, 2}
-    assert set(curves[curves.phase == "floor"].variant) == set(FLOORS)
-    for fig in (gd.fig6_grid(study, tmp_path / "f6.png"), gd.ablation_grid(study, "digits"),
-                gd.snapshot_grid(study, "digits", ["gidm", "t_unknown"]), gd.metric_bars(f5)):  # fmt: skip
-        assert fig is not None
-    assert (tmp_path / "f6.png").exists()
-    assert gd.verdict(2.0) == "holds" and gd.verdict(-2.0) == "does not hold"
-    assert gd.verdict(0.5).startswith("inconclusive")
-
-    # the comparisons between attacks ignore the floors, however high they score
-    tie = f5.assign(psnr=[100.0, 50.0, 5.0, 60.0, 45.0, 12.0, 90.0, 30.0])
-    tie_claims = gd.claims(
-        tie, abl.assign(psnr=[60.0, 60.0, 20.0, 10.0, 30.0, 45.0, 99.0, 99.0, 99.0])
-    )
-    by_claim = tie_claims.set_index("claim").verdict
-    assert by_claim.iloc[0].startswith("inconclusive")  # both capped at EXACT_DB
-    assert "best floor (nearest public) 90.0" in tie_claims.evidence.iloc[0]
-    assert by_claim.iloc[1].startswith("inconclusive")  # GIDM vs DLG-dm: both exact
-    assert by_claim["triple optimisation beats both ablations"] == "holds"  # 45 > 30, not 99
-    low = tie.assign(psnr=[100.0, 50.0, 5.0, 60.0, 45.0, 12.0, 20.0, 30.0])
-    assert gd.claims(low, abl).verdict.iloc[0] == "holds"  # 40 (capped) > 30
-    below = tie.assign(psnr=[100.0, 50.0, 5.0, 60.0, 20.0, 12.0, 25.0, 30.0])
-    floor_claim = gd.claims(below, abl).iloc[0]
-    assert floor_claim.verdict == "does not hold"
-    assert floor_claim.evidence.startswith("PSNR GIDM 20.0 vs best floor (prior sample) 30.0 dB")
-    # tables without floor rows: no crash, the floor claim says so
-    bare = gd.claims(f5[~f5.method.isin(FLOORS)], abl[~abl.variant.isin(FLOORS)])
-    assert bare.verdict.iloc[0] == "not measured (no floor rows)" and len(bare) == len(claims)
-    assert len(gd.paper_vs_run(f5[~f5.method.isin(FLOORS)], abl, gd.t_recovery(study))) == 9

@@ -1,0 +1,294 @@
+"""GIDM's cells: what each unit of work is, and the pure functions that compute them.
+
+Every function here rebuilds what it needs from ``cell.settings`` and ``cell.seed`` alone
+(the device comes from :func:`gradinv.experiments.common.cell_device`), so any process can
+compute a cell and the run store can keep it:
+
+* ``federation`` (:func:`run_federation_cell`): Algorithm 1 on one role's clients; the loss
+  per round, the attacked client's secret ``t`` and its private image.
+* ``attack`` (:func:`run_attack_cell`): one *variant* (:data:`~.profile.VARIANTS`) on the
+  attacked client's report: Fig. 5's DLG-dm, InvG-dm, Generative and GIDM, Figs. 7-9's known
+  and unknown ``{eps, t}``, Fig. 10's ablations; scores, ``t^``, and the PSNR of every
+  intermediate image (the curves of Figs. 7-9).
+* ``floors`` (:func:`run_floors_cell`): the floors of the attacked image (public mean, nearest
+  public image, an unguided sample of the role's DDPM).
+
+An attack or floors cell retrains its role's federation (seconds at our budgets; the same
+spec gives the same federation, so the result is that of the federation cell); within one
+process the last federations are kept, so a role's cells share one. Seeds are the old
+driver's: the clients' images from ``seed``, the federation from ``seed + role index``, the
+attacks and the floors from ``seed``.
+
+Arrays are kept only where a figure shows them: the private images (federation), the
+floors' images (Fig. 6), the reconstructions of Figs. 6 and 10 and the intermediate images of
+Figs. 7-9 (first role).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from gradinv.errors import GradInvError
+from gradinv.experiments.common import cell_device
+from gradinv.experiments.engine import Cell, Result
+from gradinv.experiments.engine.cells import canonical_json, thaw
+from gradinv.experiments.gidm.profile import (
+    ABLATION,
+    FIG5,
+    METRICS,
+    PAPER,
+    SNAPSHOTS,
+    VARIANTS,
+    Profile,
+)
+
+#: where the cell functions live (what ``Cell.function`` names)
+_HERE = __name__
+#: Fig. 6's columns: the variants whose final images are kept on every role
+_FIG6 = ("dlg_dm", "invg_dm", "gidm_known", "gidm")
+
+
+# -- specs --------------------------------------------------------------------------------
+def federation_spec(role: str, profile: Profile) -> dict[str, Any]:
+    """What fixes ``role``'s federation: its data, starting DDPM, Algorithm 1's settings and
+    the role's index (the federation's seed is ``seed + index``, as the old driver's)."""
+    spec = profile.roles[role]
+    fed = profile.federation
+    return {
+        "role": role,
+        "index": profile.role_names.index(role),
+        "dataset": spec.dataset(),
+        "label": spec.label,
+        "prior": spec.prior,
+        "clients": fed.clients,
+        "images_per_client": fed.images_per_client,
+        "rounds": fed.rounds,
+        "lr": fed.lr,
+        "batch_size": fed.batch_size,
+        "attack_round": fed.attack_round,
+        "attack_client": fed.attack_client,
+        "init": fed.init,
+    }
+
+
+def federation_cell(role: str, profile: Profile, seed: int = 0) -> Cell:
+    """The cell of ``role``'s federation (Algorithm 1)."""
+    return Cell(PAPER, "federation", f"{_HERE}:run_federation_cell",
+                {"federation": federation_spec(role, profile)}, seed)  # fmt: skip
+
+
+def attack_cell(role: str, variant: str, profile: Profile, seed: int = 0) -> Cell:
+    """The cell of ``variant`` on ``role``'s attacked client. Whether it keeps its images
+    depends on (role, variant) only, so every section naming it names the same cell."""
+    if variant not in VARIANTS:
+        raise GradInvError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    attack, reveal, overrides = VARIANTS[variant]
+    first = profile.role_names.index(role) == 0
+    settings = {
+        "federation": federation_spec(role, profile),
+        "variant": variant,
+        "attack": attack,
+        "reveal": list(reveal),
+        "options": {
+            **profile.attacks.of(attack),
+            **overrides,
+            "snapshot_every": profile.snapshot_every,
+        },
+        "lpips": profile.lpips,
+        "keep": variant in _FIG6 or first,
+        "snapshots": first and variant in SNAPSHOTS,
+    }
+    return Cell(PAPER, "attack", f"{_HERE}:run_attack_cell", settings, seed)
+
+
+def floors_cell(role: str, profile: Profile, seed: int = 0) -> Cell:
+    """The cell of the floors of ``role``'s attacked image (their images kept: Fig. 6)."""
+    settings = {
+        "federation": federation_spec(role, profile),
+        "steps": profile.floor_steps,
+        "lpips": profile.lpips,
+    }
+    return Cell(PAPER, "floors", f"{_HERE}:run_floors_cell", settings, seed)
+
+
+# -- the notebook's sections ----------------------------------------------------------------
+def federation_cells(profile: Profile, seed: int = 0) -> list[Cell]:
+    """ "The victim": one federation per role."""
+    return [federation_cell(r, profile, seed) for r in profile.role_names]
+
+
+def fig5_cells(profile: Profile, seed: int = 0) -> list[Cell]:
+    """Fig. 5 / 6: per role DLG-dm, InvG-dm, GIDM given {eps, t} (its first phase is
+    "Generative") and GIDM, then the floors of the same image."""
+    out = []
+    for role in profile.role_names:
+        out += [attack_cell(role, v, profile, seed) for v in FIG5]
+        out.append(floors_cell(role, profile, seed))
+    return out
+
+
+def snapshot_cells(variants: tuple[str, ...], profile: Profile, seed: int = 0) -> list[Cell]:
+    """Figs. 7-9: ``variants`` on the first role (their intermediate images kept), then the
+    floors of that image (flat lines in the curves)."""
+    role = profile.role_names[0]
+    return [attack_cell(role, v, profile, seed) for v in variants] + [
+        floors_cell(role, profile, seed)
+    ]
+
+
+def ablation_cells(profile: Profile, seed: int = 0) -> list[Cell]:
+    """Figs. 8-10 as numbers on the first role: :data:`~.profile.ABLATION`, then the floors."""
+    return snapshot_cells(ABLATION, profile, seed)
+
+
+def all_cells(profile: Profile, seed: int = 0) -> list[Cell]:
+    """Every cell of the notebook, once, most valuable first: Fig. 5 (GIDM against the
+    baselines and the floors), the ablations of Figs. 8-10, then the federations."""
+    cells = [
+        *fig5_cells(profile, seed),
+        *ablation_cells(profile, seed),
+        *federation_cells(profile, seed),
+    ]
+    return list({c.key: c for c in cells}.values())
+
+
+# -- cell functions (pure: everything from cell.settings and cell.seed) -------------------
+@functools.lru_cache(maxsize=2)
+def _federate(spec_json: str, seed: int, device: str) -> Any:
+    """``(federation, starting DDPM)`` of a federation spec (kept for the next cells)."""
+    import json
+
+    from gradinv.fl.diffusion import train_federated
+    from gradinv.priors import load_prior
+    from gradinv.priors.ddpm import DiffusionPrior
+
+    spec = json.loads(spec_json)
+    trained = load_prior(spec["prior"], device)
+    init = trained
+    if spec["init"] == "random":
+        torch.manual_seed(seed)
+        init = DiffusionPrior(trained.spec).to(device)
+    run = train_federated(
+        init, _client_images(spec, trained, seed), rounds=spec["rounds"], lr=spec["lr"],
+        batch_size=spec["batch_size"], keep_rounds=[spec["attack_round"]],
+        seed=seed + spec["index"], progress=False,
+    )  # fmt: skip
+    return run, trained
+
+
+def _client_images(spec: dict[str, Any], prior: Any, seed: int) -> list[torch.Tensor]:
+    """The private images of each client (test split), a seeded draw."""
+    from gradinv import data
+
+    name = spec["dataset"]
+    ds = data.load(name, split="test", size=prior.spec.image_size, channels=prior.spec.channels)
+    images = ds.images.float()
+    if spec["label"] is not None:
+        if spec["label"] not in ds.class_names:
+            raise GradInvError(
+                f"{spec['role']}: {name} has no class {spec['label']!r} (classes: "
+                f"{ds.class_names}); fix roles.<role>.label in the profile"
+            )
+        images = images[ds.labels == ds.class_names.index(spec["label"])]
+    k, n = spec["clients"], spec["images_per_client"]
+    if k * n > len(images):
+        raise GradInvError(
+            f"{spec['role']}: {k} clients x {n} images need {k * n} test images; "
+            f"{name} has {len(images)}"
+        )
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    return [images[order[i * n : (i + 1) * n]] for i in range(k)]
+
+
+def _federation(cell: Cell) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``(federation, starting DDPM, attacked report, spec)`` of a cell's role."""
+    spec = thaw(cell.settings["federation"])
+    run, trained = _federate(canonical_json(spec), cell.seed, str(cell_device()))
+    report = run.reports[(spec["attack_round"], spec["attack_client"])]
+    return run, trained, report, spec
+
+
+def run_federation_cell(cell: Cell) -> Result:
+    """Algorithm 1 on the role's clients: the mean client loss per round, the attacked
+    client's secret ``t`` and its private image(s)."""
+    run, _, report, spec = _federation(cell)
+    metrics = {
+        "dataset": spec["dataset"],
+        "round_losses": [float(v) for v in run.round_losses],
+        "t": [int(v) for v in report.t.tolist()],
+    }
+    return Result(metrics, {"private": report.images.detach().cpu()})
+
+
+def _curve(rec: Any, truth: torch.Tensor) -> list[list[Any]]:
+    """``[phase, iteration, psnr]`` of every intermediate image, both phases joined."""
+    from gradinv import metrics
+
+    rows, offset = [], 0
+    for phase in ("generative", "finetune", "pixels"):
+        for it, img in rec.extras.get("snapshots", {}).get(phase, []):
+            rows.append([phase, offset + int(it), float(metrics.psnr(img, truth))])
+        offset += sum(1 for h in rec.history if h.get("phase", "pixels") == phase)
+    return rows
+
+
+def run_attack_cell(cell: Cell) -> Result:
+    """The variant on the attacked client's report: scores (sec. 4.3), the client's ``t``
+    and ``t^`` (after the first iteration and at the end), the intermediate images' PSNR,
+    and for GIDM the scores of its generative phase alone ("Generative")."""
+    from gradinv import attacks, metrics
+
+    s = thaw(cell.settings)
+    run, trained, report, spec = _federation(cell)
+    r, k = spec["attack_round"], spec["attack_client"]
+    opts = {**s["options"], "seed": cell.seed, "device": str(cell_device())}
+    if s["attack"] == "gidm":  # theta*: the federation's final model, or the DDPM for it
+        opts["prior"] = trained if spec["init"] == "random" else run.final
+    rec = attacks.run(s["attack"], run.victim(r), run.observed(r, k, reveal=s["reveal"]), **opts)
+    truth = report.images
+    lp = s["lpips"]
+    out: dict[str, Any] = {
+        **metrics.evaluate(rec.images, truth, lpips_net=lp),
+        "t": [int(v) for v in report.t.tolist()],
+        "t_hat": [int(v) for v in rec.extras["t_hat"]],
+        "t_hat_first": next((int(h["t_hat"][0]) for h in rec.history if "t_hat" in h), None),
+        "curve": _curve(rec, truth),
+    }
+    losses = [float(h["loss"]) for h in rec.history if "loss" in h]
+    if losses:  # did the attack leave its start? (claims.never_left_start)
+        out.update(loss_first=losses[0], loss_last=losses[-1])
+    if "generative" in rec.extras:
+        out["generative"] = metrics.evaluate(rec.extras["generative"], truth, lpips_net=lp)
+    arrays: dict[str, Any] = {}
+    if s["keep"]:
+        arrays["reconstruction"] = rec.images.detach().cpu()
+        if "generative" in rec.extras:
+            arrays["generative"] = rec.extras["generative"].detach().cpu()
+    if s["snapshots"]:
+        for phase in ("generative", "finetune"):
+            snaps = rec.extras["snapshots"].get(phase, [])
+            if snaps:
+                arrays[f"snapshots_{phase}"] = torch.cat([img for _, img in snaps])
+    return Result(out, arrays)
+
+
+def run_floors_cell(cell: Cell) -> Result:
+    """Each floor's scores on the attacked image, and the private image and the floors'
+    images (Fig. 6)."""
+    from gradinv.experiments.floors import floor_images, score_floors
+
+    _, _, report, spec = _federation(cell)
+    s = thaw(cell.settings)
+    truth = report.images
+    floors = floor_images(truth, spec["dataset"], prior=spec["prior"], seed=cell.seed,
+                          steps=s["steps"], label=spec["label"])  # fmt: skip
+    scores = {
+        row["method"]: {m: row[m] for m in METRICS if m in row}
+        for row in score_floors(floors, truth, lpips_net=s["lpips"])
+    }
+    arrays = {"private": truth.detach().cpu()}
+    arrays.update({name: img.detach().cpu() for name, img in floors.items()})
+    return Result(scores, arrays)
