@@ -59,7 +59,7 @@ store = None
 # %% [markdown]
 # Every table and figure below is computed as *cells* (one federation, one attack variant on
 # one client's report, the floors of one image) through the experiment engine: each finished
-# cell is kept in the run store (`store`; `None`: `$GRADINV_STORE`, else under the data root),
+# cell is kept in the run store (`store`; `None`: `$GRADINV_STORE`, else `stores/gidm/<profile>/`),
 # so rerunning the notebook reads what is there and computes only what is missing (an
 # interrupted run resumes); `workers` runs cells in that many local processes (`executor`:
 # `"ray"` or `"slurm"` to spread them over a cluster); `refresh` recomputes them.
@@ -75,7 +75,9 @@ from gradinv.experiments.common import figures_dir, use_device
 from gradinv.experiments.engine import Runner
 
 settings = profiles.load(gd.PAPER, profile, gd.Profile)
-run = Runner(store, workers=workers, executor=executor, refresh=refresh)
+run = Runner(
+    store, paper=gd.PAPER, profile=profile, workers=workers, executor=executor, refresh=refresh
+)
 use_device(device)
 out = figures_dir(gd.PAPER)
 pd.set_option("display.precision", 4)
