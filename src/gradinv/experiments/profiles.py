@@ -12,13 +12,16 @@ the file instead of a setting silently ignored::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
 from gradinv import options
 from gradinv.errors import GradInvError
+from gradinv.experiments.engine.cells import FrozenDict, thaw
 
 T = TypeVar("T")
 
@@ -90,4 +93,67 @@ def _shown(file: Path, root: str | Path | None) -> str:
         return str(file)
 
 
-__all__ = ["PARAMETERS", "load", "path", "read"]
+@dataclass(frozen=True)
+class AttackOverrides:
+    """Base of a paper's ``attacks`` section: one field per attack, each a mapping of
+    Config overrides (the paper's values are each Config's defaults), checked against that
+    attack's Config when the profile loads. ``EXTRA`` names keys that are not Config
+    options and are kept as given (e.g. the victim an attack needs instead)."""
+
+    EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        from gradinv import attacks
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            value = {} if value is None else value
+            if not isinstance(value, Mapping):
+                raise GradInvError(f"attacks.{f.name} is a mapping of Config overrides")
+            value = dict(value)
+            extra = {key: value.pop(key) for key in self.EXTRA if key in value}
+            if self.checks(f.name):
+                value = options.parse_overrides(
+                    attacks.get(f.name).Config, value, f"attacks.{f.name} (attack {f.name!r})"
+                )
+            object.__setattr__(self, f.name, FrozenDict({**value, **extra}))
+
+    def checks(self, attack: str) -> bool:
+        """Whether ``attack``'s overrides are checked against its Config (default: always)."""
+        return True
+
+    def of(self, attack: str) -> dict[str, Any]:
+        """The overrides of ``attack`` as a plain dict."""
+        return thaw(getattr(self, attack))
+
+
+def dataset_options(datasets: Any) -> FrozenDict:
+    """``settings.datasets``: each role mapped to its dataset names, the first present used
+    (a single name is a list of one); an empty list or a non-string name is an error."""
+    if not isinstance(datasets, Mapping):
+        raise GradInvError("settings.datasets maps each role to its dataset options")
+    parsed = {}
+    for role, names in datasets.items():
+        names = (names,) if isinstance(names, str) else tuple(names or ())
+        if not names or not all(isinstance(n, str) for n in names):
+            raise GradInvError(f"settings.datasets.{role} lists dataset names")
+        parsed[str(role)] = names
+    return FrozenDict(parsed)
+
+
+def check_known(where: str, names: Sequence[str], known: Mapping[str, Any] | Sequence[str]) -> None:
+    """A one-line error naming ``where`` when ``names`` holds something not in ``known``."""
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise GradInvError(f"{where}: unknown {unknown}; known: {sorted(known)}")
+
+
+__all__ = [
+    "PARAMETERS",
+    "AttackOverrides",
+    "check_known",
+    "dataset_options",
+    "load",
+    "path",
+    "read",
+]

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from gradinv import attacks, options
+from gradinv import attacks
 from gradinv.errors import GradInvError
+from gradinv.experiments import profiles
 from gradinv.experiments.common import first_available
 from gradinv.experiments.engine import FrozenDict
-from gradinv.experiments.engine.cells import thaw
 
 PAPER = "ggss_r"
 #: attack key -> the label of the paper's tables
@@ -54,7 +54,7 @@ NOISES = ("gaussian", "laplacian")
 
 
 @dataclass(frozen=True)
-class AttackOverrides:
+class AttackOverrides(profiles.AttackOverrides):
     """Config overrides per attack (the paper's values are each Config's defaults); checked
     against each attack's Config when the profile loads (an attack not installed here keeps
     its overrides unchecked: its rows say "not run")."""
@@ -68,20 +68,8 @@ class AttackOverrides:
     gifd: Mapping[str, Any] = FrozenDict({"restarts": 1, "iterations": 50})
     finetuned_diff: Mapping[str, Any] = FrozenDict({"iterations": 20})
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            value = {} if value is None else value
-            if not isinstance(value, Mapping):
-                raise GradInvError(f"attacks.{f.name} is a mapping of Config overrides")
-            if available(f.name):
-                value = options.parse_overrides(
-                    attacks.get(f.name).Config, value, f"attacks.{f.name} (attack {f.name!r})"
-                )
-            object.__setattr__(self, f.name, FrozenDict(dict(value)))
-
-    def of(self, attack: str) -> dict[str, Any]:
-        return thaw(getattr(self, attack))
+    def checks(self, attack: str) -> bool:
+        return available(attack)
 
 
 @dataclass(frozen=True)
@@ -207,20 +195,13 @@ class Profile:
     def __post_init__(self) -> None:
         if self.size < 1 or self.images < 1:
             raise GradInvError("size and images must be at least 1")
-        if not isinstance(self.datasets, Mapping):
-            raise GradInvError("settings.datasets maps each role to its dataset options")
-        parsed = {}
-        for role, names in self.datasets.items():
-            names = (names,) if isinstance(names, str) else tuple(map(str, names))
-            if not names:
-                raise GradInvError(f"settings.datasets.{role} lists no dataset")
-            parsed[str(role)] = names
+        parsed = profiles.dataset_options(self.datasets)
         _known("settings.datasets", tuple(parsed), ROLES)
         missing = sorted(set(ROLES) - set(parsed))
         if missing:
             raise GradInvError(f"settings.datasets: no option for role(s) {missing}")
         _known("table1.roles", self.table1.roles, parsed)
-        object.__setattr__(self, "datasets", FrozenDict(parsed))
+        object.__setattr__(self, "datasets", parsed)
 
     @property
     def noise_images(self) -> int:
@@ -231,10 +212,7 @@ class Profile:
         return self.table6.images if self.table6.images is not None else self.images
 
 
-def _known(where: str, names: Sequence[str], known: Mapping[str, Any] | Sequence[str]) -> None:
-    unknown = sorted(set(names) - set(known))
-    if unknown:
-        raise GradInvError(f"{where}: unknown {unknown}; known: {list(known)}")
+_known = profiles.check_known
 
 
 # -- data roles and attack options ------------------------------------------------------------

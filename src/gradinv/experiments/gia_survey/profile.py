@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from gradinv import options
 from gradinv.errors import GradInvError
+from gradinv.experiments import profiles
 from gradinv.experiments.common import first_available
 from gradinv.experiments.engine import FrozenDict
-from gradinv.experiments.engine.cells import thaw
 
 PAPER = "gia_survey"
 #: the six attacks of Figs. 3-4 (Sec. III): DLG (eq. 5), iDLG, GS/IG (eq. 6), CPL (eq. 7),
@@ -44,7 +44,7 @@ Where = Literal["step", "update"]
 
 
 @dataclass(frozen=True)
-class AttackOverrides:
+class AttackOverrides(profiles.AttackOverrides):
     """Config overrides per attack (the paper's values are each Config's defaults), checked
     against each attack's Config when the profile loads; ``model`` (not a Config option)
     names the victim an attack needs instead of ``attack_model`` (R-GAP cannot invert
@@ -57,28 +57,18 @@ class AttackOverrides:
     gradinversion: Mapping[str, Any] = FrozenDict({"iterations": 200, "restarts": 2})
     rgap: Mapping[str, Any] = FrozenDict({"model": "lenet"})
 
-    def __post_init__(self) -> None:
-        from gradinv import attacks
+    EXTRA: ClassVar[tuple[str, ...]] = ("model",)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
         for f in fields(self):
-            value = getattr(self, f.name)
-            value = {} if value is None else value
-            if not isinstance(value, Mapping):
-                raise GradInvError(f"attacks.{f.name} is a mapping of Config overrides")
-            value = dict(value)
-            model = value.pop("model", None)
+            model = getattr(self, f.name).get("model")
             if model is not None and not isinstance(model, str):
                 raise GradInvError(f"attacks.{f.name}.model names a model, not {model!r}")
-            parsed = options.parse_overrides(
-                attacks.get(f.name).Config, value, f"attacks.{f.name} (attack {f.name!r})"
-            )
-            if model is not None:
-                parsed["model"] = model
-            object.__setattr__(self, f.name, FrozenDict(parsed))
 
-    def of(self, attack: str) -> tuple[str | None, dict[str, Any]]:
+    def of(self, attack: str) -> tuple[str | None, dict[str, Any]]:  # type: ignore[override]
         """``(model or None, Config overrides)`` of ``attack``."""
-        opts = thaw(getattr(self, attack))
+        opts = super().of(attack)
         return opts.pop("model", None), opts
 
 
@@ -231,14 +221,7 @@ class Profile:
     def __post_init__(self) -> None:
         if self.size < 1:
             raise GradInvError(f"size must be at least 1, got {self.size}")
-        if not isinstance(self.datasets, Mapping):
-            raise GradInvError("settings.datasets maps each role to its dataset options")
-        parsed = {}
-        for role, names in self.datasets.items():
-            names = (names,) if isinstance(names, str) else tuple(names or ())
-            if not names or not all(isinstance(n, str) for n in names):
-                raise GradInvError(f"settings.datasets.{role} lists dataset names")
-            parsed[str(role)] = names
+        parsed = profiles.dataset_options(self.datasets)
         object.__setattr__(self, "datasets", parsed)
         _known_attacks("grid_attacks", self.grid_attacks)
         for where, attack in (

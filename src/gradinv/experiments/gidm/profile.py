@@ -10,14 +10,14 @@ model, and optionally the class the clients' images are drawn from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gradinv import options
 from gradinv.errors import GradInvError
+from gradinv.experiments import profiles
 from gradinv.experiments.common import first_available
 from gradinv.experiments.engine import FrozenDict
-from gradinv.experiments.engine.cells import thaw
 
 PAPER = "gidm"
 
@@ -110,7 +110,7 @@ class Federation:
 
 
 @dataclass(frozen=True)
-class AttackOverrides:
+class AttackOverrides(profiles.AttackOverrides):
     """Config overrides per attack (the paper's values are each Config's defaults), checked
     against each attack's Config when the profile loads."""
 
@@ -120,23 +120,6 @@ class AttackOverrides:
     )  # fmt: skip
     dlg_dm: Mapping[str, Any] = FrozenDict({"iterations": 280})
     invg_dm: Mapping[str, Any] = FrozenDict({"iterations": 280})
-
-    def __post_init__(self) -> None:
-        from gradinv import attacks
-
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                value = {}
-            if not isinstance(value, Mapping):
-                raise GradInvError(f"attacks.{f.name} is a mapping of Config overrides")
-            parsed = options.parse_overrides(
-                attacks.get(f.name).Config, value, f"attacks.{f.name} (attack {f.name!r})"
-            )
-            object.__setattr__(self, f.name, FrozenDict(parsed))
-
-    def of(self, attack: str) -> dict[str, Any]:
-        return thaw(getattr(self, attack))
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ filter (the embedded ``brain_mri`` labels are its planes).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gradinv import data, options
 from gradinv.errors import GradInvError
+from gradinv.experiments import profiles
 from gradinv.experiments.common import first_available
 from gradinv.experiments.engine import FrozenDict
-from gradinv.experiments.engine.cells import thaw
 from gradinv.priors import TrainConfig, ensure_prior, prior_name
 
 PAPER = "gradinvdiff"
@@ -100,7 +100,7 @@ class PriorSettings:
 
 
 @dataclass(frozen=True)
-class AttackOverrides:
+class AttackOverrides(profiles.AttackOverrides):
     """Config overrides per attack (the paper's values are each Config's defaults); checked
     against each attack's Config when the profile loads."""
 
@@ -109,23 +109,6 @@ class AttackOverrides:
     ig: Mapping[str, Any] = FrozenDict({"iterations": 200})
     ggdm: Mapping[str, Any] = FrozenDict({"steps": 50})
     gradinvdiff: Mapping[str, Any] = FrozenDict({"steps": 50})
-
-    def __post_init__(self) -> None:
-        from gradinv import attacks
-
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                value = {}
-            if not isinstance(value, Mapping):
-                raise GradInvError(f"attacks.{f.name} is a mapping of Config overrides")
-            parsed = options.parse_overrides(
-                attacks.get(f.name).Config, value, f"attacks.{f.name} (attack {f.name!r})"
-            )
-            object.__setattr__(self, f.name, FrozenDict(parsed))
-
-    def of(self, attack: str) -> dict[str, Any]:
-        return thaw(getattr(self, attack))
 
 
 @dataclass(frozen=True)
