@@ -159,8 +159,6 @@ class Runner:
         (``gradinv reproduce`` sets it), that manifest's ``cells`` entry is updated as each
         cell finishes."""
         cells = list(cells)
-        self._asked.update(cell.key for cell in cells)
-        self._note()
 
         def finished(record: Record) -> None:
             self._computed.add(record.key)
@@ -179,10 +177,13 @@ class Runner:
             **self.options,
         )
         self._fresh.update(cell.key for cell in cells)
+        self._asked.update(cell.key for cell in cells)
+        self._note()
         return records
 
     def _note(self) -> None:
-        """Record progress in the manifest: cells asked for so far, computed, stored."""
+        """Record progress in the manifest: cells of the finished sections (``asked``), cells
+        computed so far (this section's included) and those read from the store."""
         if self.manifest is None:
             return
         from gradinv.reproduce import write_manifest
