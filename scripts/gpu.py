@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     skipped = 0
     streak = 0  # failures in a row: a missing asset fails every cell, so stop early
-    for paper, cell in todo:
+    from tqdm.auto import tqdm
+
+    for paper, cell in tqdm(todo, desc="cells", unit="cell"):
         if streak == MAX_FAILURES_IN_A_ROW:
             skipped += 1
             continue

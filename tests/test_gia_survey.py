@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from profile_checks import assert_typo_named
+from paper_checks import assert_recomputed_cells_merge, assert_typo_named
 
 from gradinv import options
 from gradinv.errors import GradInvError
@@ -137,11 +137,7 @@ def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, 
 def test_a_recomputed_cell_gives_the_same_record_so_stores_merge_cleanly(profile, run, tmp_path):
     store, records = run
     cells = survey.fig4_cells(profile) + survey.table1_cells(profile)[:1]
-    fresh = run_cells(cells, tmp_path, progress=False)  # computed again, elsewhere
-    stored = {r.key: r for r in records}
-    assert all(r.same_as(stored[r.key]) for r in fresh)  # no timings among the metrics
-    report = RunStore(tmp_path).merge(store)
-    assert not report.conflicts and set(report.same) == {c.key for c in cells}
+    assert_recomputed_cells_merge(cells, records, store, tmp_path)
 
 
 # -- tables, figures, claims -------------------------------------------------------------------

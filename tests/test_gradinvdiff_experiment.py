@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from profile_checks import assert_typo_named
+from paper_checks import assert_recomputed_cells_merge, assert_typo_named
 
 from gradinv import options
 from gradinv.errors import GradInvError
@@ -41,20 +41,11 @@ def profile() -> gid.Profile:
     return options.build(gid.Profile, TINY, "tiny profile")
 
 
-def all_cells(profile: gid.Profile) -> list:
-    return [
-        *gid.sample_cells(profile),
-        *gid.fig2_cells(profile),
-        *gid.table1_cells(profile),
-        *gid.table2_cells(profile),
-    ]
-
-
 @pytest.fixture(scope="module")
 def run(profile, tmp_path_factory):
     """The tiny grid computed once into a fresh store: (store, records)."""
     store = RunStore(tmp_path_factory.mktemp("store"))
-    return store, run_cells(all_cells(profile), store, progress=False)
+    return store, run_cells(gid.all_cells(profile), store, progress=False)
 
 
 # -- profile ----------------------------------------------------------------------------------
@@ -97,9 +88,9 @@ def test_profile_checks_roles_variants_and_methods():
 
 # -- cells --------------------------------------------------------------------------------------
 def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
-    keys = [c.key for c in all_cells(profile)]
+    keys = [c.key for c in gid.all_cells(profile)]
     again = options.build(gid.Profile, dict(reversed(list(TINY.items()))), "tiny profile")
-    assert keys == [c.key for c in all_cells(again)]  # same profile: same keys
+    assert keys == [c.key for c in gid.all_cells(again)]  # same profile: same keys
     assert set(keys).isdisjoint(c.key for c in gid.table1_cells(profile, seed=1))
     more = dataclasses.replace(profile, attacks=options.build(
         gid.AttackOverrides, {**TINY["attacks"], "ig": {"iterations": 6}}, "attacks"))  # fmt: skip
@@ -115,7 +106,7 @@ def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
 
 def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, capsys):
     store, records = run
-    cells = all_cells(profile)
+    cells = gid.all_cells(profile)
     again = run_cells(cells, store, progress=True)
     n = len(cells)
     assert f"{n} of {n} cells from the store" in capsys.readouterr().err
@@ -131,11 +122,7 @@ def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, 
 def test_a_recomputed_cell_gives_the_same_record_so_stores_merge_cleanly(profile, run, tmp_path):
     store, records = run
     cells = gid.table1_cells(profile)
-    fresh = run_cells(cells, tmp_path, progress=False)  # computed again, elsewhere
-    stored = {r.key: r for r in records}
-    assert all(r.same_as(stored[r.key]) for r in fresh)  # no timings among the metrics
-    report = RunStore(tmp_path).merge(store)
-    assert not report.conflicts and set(report.same) == {c.key for c in cells}
+    assert_recomputed_cells_merge(cells, records, store, tmp_path)
 
 
 # -- tables, figures, claims -------------------------------------------------------------------

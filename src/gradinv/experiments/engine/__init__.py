@@ -23,7 +23,7 @@ from gradinv.experiments.engine.executors import (
     SlurmExecutor,
 )
 from gradinv.experiments.engine.store import MergeReport, RunStore, default_root, profile_root
-from gradinv.experiments.engine.tables import frame
+from gradinv.experiments.engine.tables import as_tensor, frame, of_kind
 from gradinv.experiments.engine.worker import Failure
 
 __all__ = [
@@ -39,9 +39,11 @@ __all__ = [
     "Result",
     "Runner",
     "RunStore",
+    "as_tensor",
     "SlurmExecutor",
     "default_root",
     "frame",
+    "of_kind",
     "profile_root",
     "run_cells",
 ]

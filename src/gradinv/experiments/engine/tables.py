@@ -9,6 +9,7 @@ from gradinv.experiments.engine.cells import Record, thaw
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -38,3 +39,16 @@ def frame(records: Iterable[Record]) -> pd.DataFrame:
             row[f"metric.{name}" if name in row else name] = value
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def of_kind(records: Iterable[Record], kind: str) -> list[Record]:
+    """The records whose cell is of ``kind`` (e.g. ``"attack"``, ``"floors"``), in order."""
+    return [r for r in records if r.cell.kind == kind]
+
+
+def as_tensor(array: Any) -> torch.Tensor:
+    """A stored array (read-only, lazily loaded) as a tensor of its own memory."""
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.array(array))

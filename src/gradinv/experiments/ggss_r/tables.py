@@ -17,13 +17,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from gradinv.experiments import claims
 from gradinv.experiments.claims import Verdict
 from gradinv.experiments.engine import Record
+from gradinv.experiments.engine.tables import as_tensor, of_kind
 from gradinv.experiments.floors import (
     FLOORS,
     NEAREST_PUBLIC,
@@ -37,21 +37,13 @@ from gradinv.experiments.ggss_r.profile import LABELS, METRICS, MODEL_LABELS, PA
 # -- records -> per-image rows ----------------------------------------------------------------
 
 
-def _of(records: Iterable[Record], kind: str) -> list[Record]:
-    return [r for r in records if r.cell.kind == kind]
-
-
-def _tensor(array: Any) -> torch.Tensor:
-    return torch.from_numpy(np.array(array))
-
-
 def _batch_key(s: Mapping[str, Any], seed: int) -> tuple[Any, ...]:
     """What identifies a private batch: the floors of an attack cell share it."""
     return (s["dataset"], s["size"], s["channels"], s["batch"], s["image"], seed)
 
 
 def _floors_of(records: Iterable[Record]) -> dict[tuple[Any, ...], Record]:
-    return {_batch_key(r.cell.settings, r.cell.seed): r for r in _of(records, "floors")}
+    return {_batch_key(r.cell.settings, r.cell.seed): r for r in of_kind(records, "floors")}
 
 
 def _floor_rows(record: Record | None, **cell: Any) -> list[dict[str, Any]]:
@@ -73,7 +65,7 @@ def _scores(record: Record) -> dict[str, float]:
 
 def rvs(records: Iterable[Record]) -> dict[str, float]:
     """Victim label -> its RV, from the ``rv`` records."""
-    return {MODEL_LABELS[r.cell.settings["model"]]: r.metrics["rv"] for r in _of(records, "rv")}
+    return {MODEL_LABELS[r.cell.settings["model"]]: r.metrics["rv"] for r in of_kind(records, "rv")}
 
 
 def table1_rows(records: Iterable[Record]) -> pd.DataFrame:
@@ -82,7 +74,7 @@ def table1_rows(records: Iterable[Record]) -> pd.DataFrame:
     floors of each image after the first victim's row (``model`` empty)."""
     records = list(records)
     rv, floors = rvs(records), _floors_of(records)
-    attacks_ = _of(records, "attack")
+    attacks_ = of_kind(records, "attack")
     rows = []
     for role in dict.fromkeys(r.cell.settings["role"] for r in attacks_):
         mine = [r for r in attacks_ if r.cell.settings["role"] == role]
@@ -111,13 +103,13 @@ def fig5a_grid(records: Iterable[Record]) -> dict[str, dict[str, torch.Tensor]]:
     cells), victims in increasing RV, labelled with their RV."""
     records = list(records)
     rv = rvs(records)
-    kept = [r for r in _of(records, "attack") if "reconstruction" in r.arrays]
+    kept = [r for r in of_kind(records, "attack") if "reconstruction" in r.arrays]
     grid: dict[str, dict[str, torch.Tensor]] = {}
     for rec in sorted(kept, key=lambda r: rv[MODEL_LABELS[r.cell.settings["model"]]]):
         s = rec.cell.settings
         model = MODEL_LABELS[s["model"]]
-        cell = grid.setdefault(s["role"], {"ground truth": _tensor(rec.arrays["private"])})
-        cell[f"{model} (RV {rv[model]:.3g})"] = _tensor(rec.arrays["reconstruction"])
+        cell = grid.setdefault(s["role"], {"ground truth": as_tensor(rec.arrays["private"])})
+        cell[f"{model} (RV {rv[model]:.3g})"] = as_tensor(rec.arrays["reconstruction"])
     order = list(dict.fromkeys(r.cell.settings["role"] for r in kept))
     return {role: grid[role] for role in order}
 
@@ -130,7 +122,7 @@ def noise_rows(
     at every step of the first image, per noise and variance."""
     records = list(records)
     floors = _floors_of(records)
-    attacks_ = [r for r in _of(records, "attack") if r.cell.settings["path"]]
+    attacks_ = [r for r in of_kind(records, "attack") if r.cell.settings["path"]]
     rows, paths = [], {}
     for kind in dict.fromkeys(_noise(r.cell.settings)[0] for r in attacks_):
         mine = [r for r in attacks_ if _noise(r.cell.settings)[0] == kind]
@@ -166,9 +158,9 @@ def baseline_rows(records: Iterable[Record], methods: Sequence[str]) -> pd.DataF
     here keeps a row with ``status = "not run"``), then the floors of each private batch
     (``status = "floor"``)."""
     records = list(records)
-    attacks_ = _of(records, "attack")
+    attacks_ = of_kind(records, "attack")
     rows = []
-    for batch in dict.fromkeys(r.cell.settings["batch"] for r in _of(records, "floors")):
+    for batch in dict.fromkeys(r.cell.settings["batch"] for r in of_kind(records, "floors")):
         for method in methods:
             mine = [r for r in attacks_
                     if r.cell.settings["method"] == method and r.cell.settings["batch"] == batch]  # fmt: skip
@@ -180,7 +172,7 @@ def baseline_rows(records: Iterable[Record], methods: Sequence[str]) -> pd.DataF
                     {"method": LABELS[method], "batch": batch, "image": s["image"],
                      "status": "ran", **_scores(rec), "seconds": rec.seconds}
                 )  # fmt: skip
-        for rec in _of(records, "floors"):
+        for rec in of_kind(records, "floors"):
             s = rec.cell.settings
             if s["batch"] == batch:
                 rows += _floor_rows(rec, batch=batch, image=s["image"], status="floor")
@@ -192,13 +184,13 @@ def table6_rows(records: Iterable[Record]) -> pd.DataFrame:
     (``guidance rate`` empty)."""
     records = list(records)
     rows = []
-    for rec in _of(records, "attack"):
+    for rec in of_kind(records, "attack"):
         s = rec.cell.settings
         rows.append(
             {"guidance rate": s["options"]["guidance_rate"], "image": s["image"],
              "method": LABELS[s["method"]], **_scores(rec)}
         )  # fmt: skip
-    for rec in _of(records, "floors"):
+    for rec in of_kind(records, "floors"):
         rows += _floor_rows(rec, **{"guidance rate": None}, image=rec.cell.settings["image"])
     return pd.DataFrame(rows)
 
@@ -209,7 +201,7 @@ def table8(records: Iterable[Record], reported: pd.DataFrame | None = None) -> p
     step of the victim, and the paper's numbers (A100, 256 px)."""
     paper = reported_index(reported, "Table 8")
     rows = []
-    for rec in _of(records, "cost"):
+    for rec in of_kind(records, "cost"):
         model = MODEL_LABELS[rec.cell.settings["model"]]
         peak = rec.metrics.get("peak MiB")
         rows.append(
@@ -224,8 +216,8 @@ def table8(records: Iterable[Record], reported: pd.DataFrame | None = None) -> p
 
 def prior_samples(records: Iterable[Record]) -> torch.Tensor:
     """The unguided samples of the prior (the ``samples`` record)."""
-    (rec,) = _of(records, "samples")
-    return _tensor(rec.arrays["samples"])
+    (rec,) = of_kind(records, "samples")
+    return as_tensor(rec.arrays["samples"])
 
 
 # -- summaries ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 from gradinv.experiments import claims
 from gradinv.experiments.engine import Cell, Record
 from gradinv.experiments.engine.cells import thaw
+from gradinv.experiments.engine.tables import as_tensor
 from gradinv.experiments.floors import NEAREST_PUBLIC, PUBLIC_MEAN, split_floors
 from gradinv.experiments.gia_survey import cells as C
 from gradinv.experiments.gia_survey.profile import (
@@ -55,10 +56,6 @@ def _found(index: Mapping[str, Record], cell: Cell) -> Record:
     if rec is None:
         raise KeyError(f"no record of {cell.label()}: pass the records of this section's cells")
     return rec
-
-
-def _tensor(array: Any) -> torch.Tensor:
-    return torch.from_numpy(np.array(array))
 
 
 def attack_row(rec: Record, **extra: Any) -> dict[str, Any]:
@@ -99,7 +96,7 @@ def _grid(
     """Ground truth and reconstructions of the attack cells of ``cells``, their rows, then the
     rows of the floors cell (the last)."""
     floors = _found(index, cells[-1])
-    images = {"ground truth": _tensor(floors.arrays["private"])}
+    images = {"ground truth": as_tensor(floors.arrays["private"])}
     rows = []
     for cell in cells[:-1]:
         rec = _found(index, cell)
@@ -107,7 +104,7 @@ def _grid(
         model = rec.metrics["model_class"] if model_column == "class" else s["model"]
         rows.append(attack_row(rec, dataset=s["dataset"], model=model))
         if "reconstruction" in rec.arrays:
-            images[s["attack"]] = _tensor(rec.arrays["reconstruction"])
+            images[s["attack"]] = as_tensor(rec.arrays["reconstruction"])
     return images, [*rows, *floor_rows(floors)]
 
 
@@ -140,12 +137,12 @@ def fig5(records: Iterable[Record], profile: Profile, seed: int = 0):
     index = _index(records)
     cells = C.fig5_cells(profile, seed)
     floors = _found(index, cells[-1])
-    images = {"ground truth": _tensor(floors.arrays["private"])}
+    images = {"ground truth": as_tensor(floors.arrays["private"])}
     rows = []
     for cell in cells[:-1]:
         rec = _found(index, cell)
         s = rec.cell.settings
-        images[s["variant"]] = _tensor(rec.arrays["frames"])
+        images[s["variant"]] = as_tensor(rec.arrays["frames"])
         rows.append(attack_row(rec, dataset=s["dataset"], variant=s["variant"]))
     rows += [{**r, "variant": r["attack"]} for r in floor_rows(floors)]
     return images, list(profile.fig5.snapshots), pd.DataFrame(rows)
@@ -159,11 +156,11 @@ def _sweep(
     cells = C.sweep_cells(role, attack, defense, option, tuple(levels), profile, seed)
     index = _index(records)
     floors = _found(index, cells[-1])
-    images = {"ground truth": _tensor(floors.arrays["private"])}
+    images = {"ground truth": as_tensor(floors.arrays["private"])}
     rows = []
     for level, cell in zip([0.0, *levels], cells[:-1], strict=True):
         rec = _found(index, cell)
-        images[f"{option}={level:g}"] = _tensor(rec.arrays["reconstruction"])
+        images[f"{option}={level:g}"] = as_tensor(rec.arrays["reconstruction"])
         rows.append(attack_row(rec, dataset=cell.settings["dataset"], level=level))
     return images, pd.DataFrame([*rows, *floor_rows(floors)])  # the floors have no level
 

@@ -17,15 +17,12 @@ from gradinv import plots
 from gradinv.errors import GradInvError
 from gradinv.experiments import claims
 from gradinv.experiments.engine import Record
+from gradinv.experiments.engine.tables import as_tensor, of_kind
 from gradinv.experiments.floors import FLOORS, is_floor
 from gradinv.experiments.gidm.profile import ABLATION, FIG5, LABELS, PAPER, VARIANTS
 
 #: the order of the score columns in every table (as :func:`gradinv.metrics.evaluate`)
 SCORES = ("mse", "psnr", "ssim", "lpips")
-
-
-def _tensor(array: Any) -> torch.Tensor:
-    return torch.from_numpy(np.array(array))
 
 
 def _scores(metrics: dict[str, Any]) -> dict[str, float]:
@@ -35,18 +32,16 @@ def _scores(metrics: dict[str, Any]) -> dict[str, float]:
 def attacks_by(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
     """``(role, variant) -> record`` of the attack records, first occurrence kept."""
     out: dict[tuple[str, str], Record] = {}
-    for r in records:
-        if r.cell.kind == "attack":
-            out.setdefault((r.cell.settings["federation"]["role"], r.cell.settings["variant"]), r)
+    for r in of_kind(records, "attack"):
+        out.setdefault((r.cell.settings["federation"]["role"], r.cell.settings["variant"]), r)
     return out
 
 
 def floors_by(records: Iterable[Record]) -> dict[str, Record]:
     """``role -> record`` of the floors records."""
     out: dict[str, Record] = {}
-    for r in records:
-        if r.cell.kind == "floors":
-            out.setdefault(r.cell.settings["federation"]["role"], r)
+    for r in of_kind(records, "floors"):
+        out.setdefault(r.cell.settings["federation"]["role"], r)
     return out
 
 
@@ -74,7 +69,7 @@ def federations(records: Iterable[Record]) -> pd.DataFrame:
         {"role": r.cell.settings["federation"]["role"], "dataset": r.metrics["dataset"],
          "round losses": [round(v, 4) for v in r.metrics["round_losses"]],
          "attacked client's t (secret)": r.metrics["t"]}
-        for r in records if r.cell.kind == "federation"
+        for r in of_kind(records, "federation")
     ]  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -82,9 +77,8 @@ def federations(records: Iterable[Record]) -> pd.DataFrame:
 def private_images(records: Iterable[Record]) -> dict[str, torch.Tensor]:
     """``role -> the attacked client's private image(s)`` from the federation records."""
     return {
-        r.cell.settings["federation"]["role"]: _tensor(r.arrays["private"])
-        for r in records
-        if r.cell.kind == "federation"
+        r.cell.settings["federation"]["role"]: as_tensor(r.arrays["private"])
+        for r in of_kind(records, "federation")
     }
 
 
@@ -132,12 +126,12 @@ def fig6_grid(records: Sequence[Record], path: Any = None) -> Any:
         fl = floors[role]
         rows.append(
             torch.cat(
-                [_tensor(fl.arrays["private"]),
-                 _tensor(runs[(role, "dlg_dm")].arrays["reconstruction"]),
-                 _tensor(runs[(role, "invg_dm")].arrays["reconstruction"]),
-                 _tensor(runs[(role, "gidm_known")].arrays["generative"]),
-                 _tensor(runs[(role, "gidm")].arrays["reconstruction"])]
-                + [_tensor(fl.arrays[f]) for f in shown]
+                [as_tensor(fl.arrays["private"]),
+                 as_tensor(runs[(role, "dlg_dm")].arrays["reconstruction"]),
+                 as_tensor(runs[(role, "invg_dm")].arrays["reconstruction"]),
+                 as_tensor(runs[(role, "gidm_known")].arrays["generative"]),
+                 as_tensor(runs[(role, "gidm")].arrays["reconstruction"])]
+                + [as_tensor(fl.arrays[f]) for f in shown]
             )
         )  # fmt: skip
     cols = ["ground truth", "DLG-dm", "InvG-dm", "Generative", "GIDM", *shown]
@@ -179,15 +173,15 @@ def snapshot_grid(
             img
             for phase in ("generative", "finetune")
             if f"snapshots_{phase}" in rec.arrays
-            for img in _tensor(rec.arrays[f"snapshots_{phase}"]).split(1)
+            for img in as_tensor(rec.arrays[f"snapshots_{phase}"]).split(1)
         ]
         if not snaps:
             raise GradInvError("no intermediate images: set snapshot_every in the profile")
         pick = torch.linspace(0, len(snaps) - 1, min(columns - 1, len(snaps))).round().long()
-        final = _tensor(rec.arrays["reconstruction"])
+        final = as_tensor(rec.arrays["reconstruction"])
         rows.append(torch.cat([snaps[i] for i in pick.tolist()] + [final]))
         labels.append(LABELS[variant])
-    rows.append(_tensor(floors_by(records)[role].arrays["private"]))
+    rows.append(as_tensor(floors_by(records)[role].arrays["private"]))
     labels.append("ground truth")
     return plots.image_grid(
         rows, labels, path=path, title=f"{role}: generative, then fine-tuning phase"
@@ -216,8 +210,8 @@ def ablation_grid(records: Sequence[Record], role: str, path: Any = None) -> Any
     runs = attacks_by(records)
     variants = ["fixed_t", "fixed_eps", "gidm"]
     images = torch.cat(
-        [_tensor(floors_by(records)[role].arrays["private"])]
-        + [_tensor(runs[(role, v)].arrays["reconstruction"]) for v in variants]
+        [as_tensor(floors_by(records)[role].arrays["private"])]
+        + [as_tensor(runs[(role, v)].arrays["reconstruction"]) for v in variants]
     )
     cols = ["ground truth"] + [LABELS[v] for v in variants]
     return plots.image_grid([images], [role], cols, path=path, title="Fig. 10")

@@ -7,7 +7,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -15,6 +14,7 @@ from gradinv.experiments import claims
 from gradinv.experiments.claims import Verdict
 from gradinv.experiments.engine import Record, frame
 from gradinv.experiments.engine.cells import thaw
+from gradinv.experiments.engine.tables import as_tensor, of_kind
 from gradinv.experiments.floors import (
     FLOORS,
     NEAREST_PUBLIC,
@@ -25,10 +25,6 @@ from gradinv.experiments.floors import (
 from gradinv.experiments.gradinvdiff.profile import LABELS, METRICS, NETWORKS, PAPER
 from gradinv.pipeline import defense_label
 from gradinv.priors import SamplePath
-
-
-def _of(records: Iterable[Record], kind: str) -> list[Record]:
-    return [r for r in records if r.cell.kind == kind]
 
 
 def _image_key(settings: Mapping[str, Any], seed: int) -> tuple[Any, ...]:
@@ -72,14 +68,14 @@ def _attack_rows(records: Sequence[Record], columns: Sequence[str]) -> list[dict
 
 
 def _floors_index(records: Iterable[Record]) -> dict[tuple[Any, ...], Record]:
-    return {_image_key(r.cell.settings, r.cell.seed): r for r in _of(records, "floors")}
+    return {_image_key(r.cell.settings, r.cell.seed): r for r in of_kind(records, "floors")}
 
 
 def table1_rows(records: Iterable[Record]) -> pd.DataFrame:
     """Table 1's per-image rows from the records of :func:`table1_cells`: every method, then
     the floors of that image (``method`` = floor name), per network, role, plane and image."""
     records = list(records)
-    attacks_ = [r for r in _of(records, "attack") if "variant" not in r.cell.settings]
+    attacks_ = [r for r in of_kind(records, "attack") if "variant" not in r.cell.settings]
     floors = _floors_index(records)
     cols = ["role", "network", "dataset", "plane", "image", "method"]
     rows: list[dict[str, Any]] = []
@@ -115,7 +111,7 @@ def table2_rows(records: Iterable[Record]) -> pd.DataFrame:
     """Table 2's per-image rows from the records of :func:`table2_cells`: every variant per
     network, then the floors of the network's images (``variant`` = floor name)."""
     records = list(records)
-    attacks_ = [r for r in _of(records, "attack") if "variant" in r.cell.settings]
+    attacks_ = [r for r in of_kind(records, "attack") if "variant" in r.cell.settings]
     floors = _floors_index(records)
     rows: list[dict[str, Any]] = []
     by_net: dict[str, list[tuple[Record, dict[str, Any]]]] = {}
@@ -143,9 +139,9 @@ def fig3_grid(records: Iterable[Record]) -> dict[str, dict[str, torch.Tensor]]:
     private image, every method's reconstruction and the floors, for the kept cells."""
     records = list(records)
     floors = _floors_index(records)
-    kept = [r for r in _of(records, "attack") if "reconstruction" in r.arrays]
+    kept = [r for r in of_kind(records, "attack") if "reconstruction" in r.arrays]
     planes: dict[str, set[str]] = {}
-    for r in _of(records, "attack"):
+    for r in of_kind(records, "attack"):
         planes.setdefault(r.cell.settings["role"], set()).add(r.cell.settings["plane"])
     grid: dict[str, dict[str, torch.Tensor]] = {}
     for rec in kept:
@@ -153,8 +149,8 @@ def fig3_grid(records: Iterable[Record]) -> dict[str, dict[str, torch.Tensor]]:
         key = f"{s['role']} ({s['plane']})" if len(planes[s["role"]]) > 1 else s["role"]
         if key not in grid:
             found = floors.get(_image_key(s, rec.cell.seed))
-            grid[key] = {"ground truth": _tensor(found.arrays["private"])} if found else {}
-        grid[key][LABELS.get(s["method"], s["method"])] = _tensor(rec.arrays["reconstruction"])
+            grid[key] = {"ground truth": as_tensor(found.arrays["private"])} if found else {}
+        grid[key][LABELS.get(s["method"], s["method"])] = as_tensor(rec.arrays["reconstruction"])
     for rec in kept:  # the floors after every method
         s = rec.cell.settings
         key = f"{s['role']} ({s['plane']})" if len(planes[s["role"]]) > 1 else s["role"]
@@ -162,18 +158,18 @@ def fig3_grid(records: Iterable[Record]) -> dict[str, dict[str, torch.Tensor]]:
         if found is not None:
             for name in FLOORS:
                 if name in found.arrays and name not in grid[key]:
-                    grid[key][name] = _tensor(found.arrays[name])
+                    grid[key][name] = as_tensor(found.arrays[name])
     return grid
 
 
 def fig2_paths(records: Iterable[Record]) -> tuple[torch.Tensor, dict[str, SamplePath]]:
     """The private image and the reverse paths (DDPM, GGDM, GradInvDiff) of Fig. 2's cell."""
-    (rec,) = _of(records, "paths")
+    (rec,) = of_kind(records, "paths")
     paths = {}
     for name in rec.metrics["paths"]:
-        x = _tensor(rec.arrays[name])
+        x = as_tensor(rec.arrays[name])
         paths[name] = SamplePath(steps=list(rec.metrics["steps"][name]), x=list(x.split(1)))
-    return _tensor(rec.arrays["private"]), paths
+    return as_tensor(rec.arrays["private"]), paths
 
 
 def prior_samples(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
@@ -181,15 +177,11 @@ def prior_samples(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
     return {
         r.cell.settings["role"]: {
             "prior": r.cell.settings["prior"],
-            "samples": _tensor(r.arrays["samples"]),
+            "samples": as_tensor(r.arrays["samples"]),
             "steps_done": r.metrics.get("steps_done"),
         }
-        for r in _of(records, "samples")
+        for r in of_kind(records, "samples")
     }
-
-
-def _tensor(array: Any) -> torch.Tensor:
-    return torch.from_numpy(np.array(array))
 
 
 def summarise(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""Shared check of the paper tests: a misspelt key in a copy of a paper's smoke profile is a
-one-line error naming the key and the file."""
+"""Checks every paper's tests share: a misspelt profile key is a one-line error naming the key
+and the file; a cell computed again elsewhere gives the same record, so stores merge."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from gradinv.errors import GradInvError
 from gradinv.experiments import profiles
+from gradinv.experiments.engine import Cell, Record, RunStore, run_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +27,15 @@ def assert_typo_named(tmp_path: Path, paper: str, cls: type, edit: tuple[str, st
     message = str(err.value)
     assert key in message and f"papermill_runs/{paper}/typo.yaml" in message
     assert "\n" not in message
+
+
+def assert_recomputed_cells_merge(
+    cells: list[Cell], records: list[Record], store: RunStore, elsewhere: Path
+) -> None:
+    """Compute ``cells`` again into ``elsewhere``: each record equals the stored one (no
+    wall-clock time among the metrics), and merging the two stores finds no conflict."""
+    fresh = run_cells(cells, elsewhere, progress=False)
+    stored = {r.key: r for r in records}
+    assert all(r.same_as(stored[r.key]) for r in fresh)
+    report = RunStore(elsewhere).merge(store)
+    assert not report.conflicts and set(report.same) == {c.key for c in cells}
