@@ -21,7 +21,8 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
             "(commit, device, date, wall time); executed notebooks in --out. A failing "
             "notebook does not stop the others; the exit status is 1 if any failed.",
             f"papers:   {_papers()}\n"
-            "profiles: smoke (CPU, minutes per notebook), paper (the papers' settings; GPU)",
+            "profiles: smoke (CPU, minutes per notebook), cpu (a paper's claims at a scale 2 CPU "
+            "cores run in hours, where it has one), paper (the papers' settings; GPU)",
         ),
         epilog="examples:\n"
         "  gradinv reproduce --paper all --profile smoke\n"
@@ -30,7 +31,7 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--paper", default="all", help="paper notebook name, or all (default: all)")
     p.add_argument(
-        "--profile", default="smoke", help="parameter profile: smoke or paper (default: smoke)"
+        "--profile", default="smoke", help="parameter profile: smoke, cpu or paper (default: smoke)"
     )
     p.add_argument(
         "--out",

@@ -1,5 +1,6 @@
-"""``gradinv store``: what a profile's run store holds, and merging stores computed
-elsewhere (another machine, the ``gpu`` script) into the repository's."""
+"""``gradinv store``: what a profile's run store holds, computing its missing cells
+without the notebook, and merging stores computed elsewhere (another machine, the ``gpu``
+script) into the repository's."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ def add_store_parser(sub: argparse._SubParsersAction) -> None:
         description=wrap(
             "Every cell a notebook computes is kept in a run store: stores/<paper>/<profile>/ "
             "in the repository ($GRADINV_STORE overrides). `status` counts a profile's cells "
-            "already stored; `merge` copies records from a folder laid out the same way "
+            "already stored; `compute` computes the missing ones, most valuable first, without "
+            "running the notebook (a killed run keeps every finished cell: rerun it to resume); "
+            "`merge` copies records from a folder laid out the same way "
             "(<paper>/<profile>/, as the gpu script writes) into the repository's stores, "
             "keeping ours where a record differs."
         ),
         epilog="examples:\n"
         "  gradinv store status --paper gidm --profile cpu\n"
+        "  gradinv store compute --paper gia_survey --profile cpu --workers 2\n"
         "  gradinv store merge gpu-out/stores",
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
@@ -32,25 +36,51 @@ def add_store_parser(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--profile", default="smoke", help="profile name (default: smoke)")
     status.add_argument("--seed", type=seed, default=None, help="default: the profile's seed")
     status.set_defaults(func=cmd_status)
+    compute = verbs.add_parser("compute", help="compute a profile's missing cells")
+    compute.add_argument("--paper", required=True, help="paper name")
+    compute.add_argument("--profile", default="smoke", help="profile name (default: smoke)")
+    compute.add_argument("--seed", type=seed, default=None, help="default: the profile's seed")
+    compute.add_argument("--workers", type=int, default=1, help="local processes (default: 1)")
+    compute.set_defaults(func=cmd_compute)
     merge = verbs.add_parser("merge", help="copy records from SOURCE/<paper>/<profile>/")
     merge.add_argument("source", type=Path, help="folder holding <paper>/<profile>/ stores")
     merge.set_defaults(func=cmd_merge)
 
 
+def _profile_seed(paper: str, profile: str, given: int | None) -> int:
+    from gradinv.experiments import profiles
+
+    return int(profiles.read(paper, profile)[0].get("seed", 0)) if given is None else given
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    from gradinv.experiments import papers, profiles
+    from gradinv.experiments import papers
     from gradinv.experiments.engine import RunStore, profile_root
 
     names = papers.DRIVERS if args.paper == "all" else (args.paper,)
     for paper in names:
-        run_seed = args.seed
-        if run_seed is None:
-            run_seed = int(profiles.read(paper, args.profile)[0].get("seed", 0))
+        run_seed = _profile_seed(paper, args.profile, args.seed)
         cells = papers.cells(paper, args.profile, run_seed)
         store = RunStore(profile_root(paper, args.profile))
         stored = sum(cell.key in store for cell in {c.key: c for c in cells}.values())
         total = len({c.key for c in cells})
         print(f"{paper:15s} {args.profile}: {stored} of {total} cells stored ({store.root})")
+    return 0
+
+
+def cmd_compute(args: argparse.Namespace) -> int:
+    """Every cell of the profile (most valuable first) into its store, on the profile's
+    device (``device`` of the profile file: ``cpu``, ``cuda`` or ``auto``)."""
+    from gradinv.experiments import papers, profiles
+    from gradinv.experiments.common import use_device
+    from gradinv.experiments.engine import RunStore, profile_root, run_cells
+
+    use_device(str(profiles.read(args.paper, args.profile)[0].get("device", "auto")))
+    cells = papers.cells(args.paper, args.profile, _profile_seed(args.paper, args.profile,
+                                                                 args.seed))  # fmt: skip
+    store = RunStore(profile_root(args.paper, args.profile))
+    records = run_cells(cells, store, workers=args.workers)
+    print(f"{args.paper} {args.profile}: {len(records)} cells in {store.root}")
     return 0
 
 

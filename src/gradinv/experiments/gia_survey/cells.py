@@ -6,11 +6,16 @@ compute a cell and the run store can keep it:
 
 * ``attack`` (:func:`run_attack_cell`): one attack on one private batch of one dataset,
   attacking a freshly initialised victim of the cell's seed through one defense: Figs. 3, 4,
-  6 and 7 and the attack x defense table. Cells with the same spec are one cell, so Fig. 4's
+  6 and 7 and the attack x defense table. A noise defense's cell also records its noise
+  level in units of the victim's gradient (noise norm / gradient norm). Cells with the same spec are one cell, so Fig. 4's
   attack on the undefended image is also level 0 of Figs. 6-7 and a column of the table.
 * ``floors`` (:func:`run_floors_cell`): the two data floors of one private batch (public
   mean, nearest public image; the survey's attacks use no prior), with the private images
   when a figure shows them.
+
+Every section runs on the profile's units (:func:`~gradinv.experiments.gia_survey.profile.
+unit_seeds`: each seed draws one private image and one victim); Table I on
+``table1.seeds`` FedAvg runs.
 * ``snapshots`` (:func:`run_snapshots_cell`): Fig. 5, one variant (plain, quantised codes,
   dequantised) of the attack with its image at each snapshot iteration.
 * ``federation`` (:func:`run_federation_cell`): Table I, one FedAvg run of LeNet-5 on one
@@ -37,6 +42,7 @@ from gradinv.experiments.gia_survey.profile import (
     Profile,
     attack_options,
     dataset_for,
+    unit_seeds,
 )
 
 #: where the cell functions live (what ``Cell.function`` names)
@@ -93,38 +99,52 @@ def _unique(cells: list[Cell]) -> list[Cell]:
 
 # -- the cells of each figure and table ----------------------------------------------------
 def fig4_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Fig. 4: every attack of ``grid_attacks`` on a single private image, then its floors."""
+    """Fig. 4: per unit, every attack of ``grid_attacks`` on a single private image, then
+    its floors (the images of the first unit are kept for the figure)."""
     dataset = dataset_for(profile.fig4.dataset, profile)
     return [
-        *(attack_cell(dataset, a, profile, seed, keep=True) for a in profile.grid_attacks),
-        floors_cell(dataset, profile, seed),
+        cell
+        for s in unit_seeds(profile, seed, grid=True)
+        for cell in (
+            *(attack_cell(dataset, a, profile, s, keep=s == seed) for a in profile.grid_attacks),
+            floors_cell(dataset, profile, s),
+        )
     ]
 
 
 def fig3_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Fig. 3: every attack of ``grid_attacks`` on one private batch (R-GAP, defined for
-    batch size 1 only, has no cell when the batch is larger), then the floors of the batch."""
+    """Fig. 3: per unit, every attack of ``grid_attacks`` on one private batch (R-GAP,
+    defined for batch size 1 only, has no cell when the batch is larger), then the floors
+    of the batch."""
     cfg = profile.fig3
     dataset = dataset_for(cfg.dataset, profile)
     attacks = [a for a in profile.grid_attacks if not (a == "rgap" and cfg.batch > 1)]
     return [
-        *(attack_cell(dataset, a, profile, seed, batch=cfg.batch, keep=True) for a in attacks),
-        floors_cell(dataset, profile, seed, batch=cfg.batch),
-    ]
+        cell
+        for s in unit_seeds(profile, seed, grid=True)
+        for cell in (
+            *(attack_cell(dataset, a, profile, s, batch=cfg.batch, keep=s == seed)
+              for a in attacks),
+            floors_cell(dataset, profile, s, batch=cfg.batch),
+        )
+    ]  # fmt: skip
 
 
 def snapshots_cell(variant: str, profile: Profile, seed: int = 0) -> Cell:
-    """Fig. 5: the cell of one variant (:data:`FIG5_VARIANTS`) of ``fig5.attack`` on a
-    single private image, run to the last snapshot and keeping the image at each."""
+    """Fig. 5: the cell of one variant (:data:`FIG5_VARIANTS`) of its attack on a single
+    private image, run to the last snapshot and keeping the image at each."""
     cfg = profile.fig5
     dataset = dataset_for(cfg.dataset, profile)
-    model, opts = attack_options(profile, cfg.attack)
-    defense, defense_options = FIG5_VARIANTS[variant]
+    defense, defense_options, field = FIG5_VARIANTS[variant]
+    attack = cfg.attack if field is None else getattr(cfg, field)
+    model, opts = attack_options(profile, attack)
+    if field == "cosine_attack":
+        opts = {**opts, "distance": "layer_cosine"}
     settings = {
         "dataset": dataset,
         "model": model,
         "size": profile.size,
-        "attack": cfg.attack,
+        "attack": attack,
         "options": {**opts, "iterations": max(cfg.snapshots), "snapshot_every": 1},
         "defense": defense,
         "defense_options": defense_options,
@@ -135,11 +155,15 @@ def snapshots_cell(variant: str, profile: Profile, seed: int = 0) -> Cell:
 
 
 def fig5_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Fig. 5: the three variants, then the floors of the image."""
+    """Fig. 5: per unit, every variant, then the floors of the image."""
     dataset = dataset_for(profile.fig5.dataset, profile)
     return [
-        *(snapshots_cell(v, profile, seed) for v in FIG5_VARIANTS),
-        floors_cell(dataset, profile, seed),
+        cell
+        for s in unit_seeds(profile, seed)
+        for cell in (
+            *(snapshots_cell(v, profile, s) for v in FIG5_VARIANTS),
+            floors_cell(dataset, profile, s),
+        )
     ]
 
 
@@ -151,12 +175,14 @@ def sweep_cells(
     levels: tuple[float, ...],
     profile: Profile,
     seed: int = 0,
+    keep: bool = True,
 ) -> list[Cell]:
     """``attack`` on one private image of ``role`` undefended (level 0), then through
-    ``defense`` at each ``option`` level, then the floors of the image (Figs. 6-7)."""
+    ``defense`` at each ``option`` level, then the floors of the image (Figs. 6-7): one
+    unit (``seed``); ``keep`` the reconstructions (a figure shows the first unit's)."""
     dataset = dataset_for(role, profile)
     return [
-        attack_cell(dataset, attack, profile, seed, keep=True),
+        attack_cell(dataset, attack, profile, seed, keep=keep),
         *(
             attack_cell(
                 dataset,
@@ -165,7 +191,7 @@ def sweep_cells(
                 seed,
                 defense=defense,
                 defense_options={option: level},
-                keep=True,
+                keep=keep,
             )
             for level in levels
         ),  # fmt: skip
@@ -174,36 +200,50 @@ def sweep_cells(
 
 
 def fig6_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Fig. 6: Gaussian (a) and Laplacian (b) gradient noise of each variance."""
+    """Fig. 6: per unit and attack, Gaussian (a) and Laplacian (b) gradient noise of each
+    variance."""
     cfg = profile.fig6
     return _unique(
         [
             c
+            for s in unit_seeds(profile, seed)
+            for attack in cfg.attacks
             for kind in ("gaussian", "laplacian")
             for c in sweep_cells(
-                cfg.dataset, cfg.attack, f"dp_{kind}", "variance", cfg.variances, profile, seed
+                cfg.dataset,
+                attack,
+                f"dp_{kind}",
+                "variance",
+                cfg.variances,
+                profile,
+                s,
+                keep=s == seed,
             )
         ]
     )
 
 
 def fig7_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Fig. 7: gradient pruning of each percentage, on each role of ``fig7.datasets``."""
+    """Fig. 7: per unit and attack, gradient pruning of each percentage, on each role of
+    ``fig7.datasets``."""
     cfg = profile.fig7
     return _unique(
         [
             c
+            for s in unit_seeds(profile, seed)
+            for attack in cfg.attacks
             for role in cfg.datasets
             for c in sweep_cells(
-                role, cfg.attack, "pruning", "percent", cfg.percents, profile, seed
-            )  # fmt: skip
+                role, attack, "pruning", "percent", cfg.percents, profile, s, keep=s == seed
+            )
         ]
     )
 
 
 def defense_table_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Beyond the paper: every attack of ``defense_table.attacks`` at every defense level on
-    one private image, then its floors. A cell a figure also shows is that figure's cell."""
+    """Beyond the paper: per unit, every attack of ``defense_table.attacks`` at every
+    defense level on one private image, then its floors. A cell a figure also shows is that
+    figure's cell."""
     cfg = profile.defense_table
     dataset = dataset_for(cfg.dataset, profile)
     shown = {
@@ -214,27 +254,46 @@ def defense_table_cells(profile: Profile, seed: int = 0) -> list[Cell]:
             *fig7_cells(profile, seed),
         )
     }
-    cells = [
-        _figure_cell(
-            attack_cell(
-                dataset,
-                attack,
-                profile,
-                seed,
-                defense=level.defense,
-                defense_options=thaw(level.options),
+    return [
+        cell
+        for s in unit_seeds(profile, seed, grid=True)
+        for cell in (
+            *(
+                _figure_cell(
+                    attack_cell(dataset, attack, profile, s, defense=level.defense,
+                                defense_options=thaw(level.options)),
+                    shown,
+                )
+                for attack in cfg.attacks
+                for level in cfg.levels
             ),
-            shown,
-        )  # fmt: skip
-        for attack in cfg.attacks
-        for level in cfg.levels
-    ]
-    return [*cells, floors_cell(dataset, profile, seed)]
+            floors_cell(dataset, profile, s),
+        )
+    ]  # fmt: skip
 
 
-def federation_cell(role: str, dataset: str, method: str, profile: Profile, seed: int = 0) -> Cell:
+def table1_methods(profile: Profile) -> list[tuple[str, str | None]]:
+    """Table I's rows: ``(method, where)`` for every method of :data:`FL_METHODS`, a noise
+    method once per placement of ``table1.noise_where`` (``where`` ``None``: no defense)."""
+    cfg = profile.table1
+    out: list[tuple[str, str | None]] = []
+    for method, spec in FL_METHODS.items():
+        if spec is None:
+            out.append((method, None))
+        elif spec[2] == "noise_where":
+            out += [(method, where) for where in cfg.noise_where]
+        else:
+            out.append((method, getattr(cfg, spec[2])))
+    return out
+
+
+def federation_cell(
+    role: str, dataset: str, method: str, profile: Profile, seed: int = 0,
+    where: str | None = None,
+) -> Cell:  # fmt: skip
     """Table I: the cell of one FedAvg run of LeNet-5 on ``dataset`` (filling ``role``)
-    with the baseline defense of ``method`` (:data:`FL_METHODS`)."""
+    with the baseline defense of ``method`` (:data:`FL_METHODS`) acting ``where``
+    (``None``: the profile's first placement for it)."""
     cfg = profile.table1
     spec = FL_METHODS[method]
     settings: dict[str, Any] = {
@@ -253,29 +312,46 @@ def federation_cell(role: str, dataset: str, method: str, profile: Profile, seed
         "batch_size": cfg.batch_size,
     }
     if spec is not None:
-        name, opts, where = spec
-        settings.update(defense=name, defense_options=opts, where=getattr(cfg, where))
+        name, opts, field = spec
+        placement = getattr(cfg, field)
+        if where is None:
+            where = placement[0] if isinstance(placement, tuple) else placement
+        settings.update(defense=name, defense_options=opts, where=where)
     return Cell(PAPER, "federation", f"{_HERE}:run_federation_cell", settings, seed)
 
 
-def table1_roles(profile: Profile) -> dict[str, str | None]:
-    """Table I's roles -> the dataset filling each (``None`` when none is present)."""
-    out: dict[str, str | None] = {}
+def table1_roles(profile: Profile) -> dict[str, tuple[str | None, str]]:
+    """Table I's roles -> ``(dataset, note)``: the dataset filling each, or ``None`` with
+    the reason the role has no runs (no data on this machine, or only a stand-in for a
+    role of ``table1.needs_real``)."""
+    from gradinv import data
+
+    kinds = {row["name"]: row["kind"] for row in data.info()}
+    out: dict[str, tuple[str | None, str]] = {}
     for role in profile.table1.datasets:
         try:
-            out[role] = dataset_for(role, profile)
+            dataset = dataset_for(role, profile)
         except Exception:  # a role with no data on this machine keeps its rows, with a note
-            out[role] = None
+            out[role] = (None, f"none of the datasets {list(profile.datasets[role])} is present")
+            continue
+        if role in profile.table1.needs_real and kinds.get(dataset) != "real":
+            out[role] = (None, f"only the stand-in {dataset} is present; the paper's accuracy "
+                         "needs the real dataset (see DATASETS.md)")  # fmt: skip
+        else:
+            out[role] = (dataset, "")
     return out
 
 
 def table1_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Table I: every method of :data:`FL_METHODS` on every role whose data is present."""
+    """Table I: every row of :func:`table1_methods` on every role with a dataset, for each
+    of ``table1.seeds`` seeds (seed first)."""
+    methods = table1_methods(profile)
     return [
-        federation_cell(role, dataset, method, profile, seed)
-        for role, dataset in table1_roles(profile).items()
+        federation_cell(role, dataset, method, profile, s, where)
+        for s in range(seed, seed + profile.table1.seeds)
+        for role, (dataset, _) in table1_roles(profile).items()
         if dataset is not None
-        for method in FL_METHODS
+        for method, where in methods
     ]
 
 
@@ -308,8 +384,19 @@ def run_attack_cell(cell: Cell) -> Result:
     # store merge a conflict): the cell's wall time is the record's ``seconds``
     metrics = {m: run.metrics[m] for m in METRICS if m in run.metrics}
     metrics["model_class"] = case.model.__class__.__name__
+    if "variance" in s["defense_options"]:
+        metrics["noise_to_signal"] = _noise_to_signal(case, float(s["defense_options"]["variance"]))
     arrays = {"reconstruction": run.reconstruction.images.detach().cpu()} if s["keep"] else {}
     return Result(metrics, arrays)
+
+
+def _noise_to_signal(case: Any, variance: float) -> float:
+    """The expected noise norm / gradient norm of noise of ``variance`` per entry on the
+    gradient ``case``'s client shares (:func:`gradinv.defenses.noise.expected_noise_to_signal`)."""
+    from gradinv.defenses.noise import expected_noise_to_signal
+    from gradinv.pipeline import observe
+
+    return expected_noise_to_signal(tuple(observe(case).gradients), variance)
 
 
 def run_floors_cell(cell: Cell) -> Result:

@@ -26,19 +26,28 @@ ATTACKS = ("dlg", "idlg", "ig", "cpl", "gradinversion", "rgap")
 #: what every reconstruction is scored by (:func:`gradinv.metrics.evaluate`)
 METRICS = ("mse", "psnr", "ssim", "lpips")
 #: Table I's rows: the paper's name -> (defense, its options, the profile field that says
-#: where it acts: ``noise_where`` or ``quant_where``), ``None`` for plain FedAvg
+#: where it acts: ``noise_where`` (one row per placement) or ``quant_where``), ``None`` for
+#: plain FedAvg
 FL_METHODS: dict[str, tuple[str, dict[str, Any], str] | None] = {
     "Base FL": None,
     "DP-Gaussian (variance=1e-1)": ("dp_gaussian", {"variance": 0.1}, "noise_where"),
     "DP-Laplacian (variance=1e-1)": ("dp_laplacian", {"variance": 0.1}, "noise_where"),
     "Mixed Precision and Quantization": ("quantization", {}, "quant_where"),
 }
-#: Fig. 5's variants: name -> (defense, its options). The paper does not say what the
+#: where Table I's noise acts, in words
+WHERE_LABEL = {"step": "per local step", "update": "on the shared update"}
+#: Fig. 5's variants: name -> (defense, its options, the attack: ``None`` for
+#: ``fig5.attack``, else the profile field naming it). The paper does not say what the
 #: attacker holds: an eavesdropper on the integer codes, or the server that dequantises.
-FIG5_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "plain": ("none", {}),
-    "quantised\n(codes)": ("quantization", {"dequantize": False}),
-    "quantised\n(dequantised)": ("quantization", {"dequantize": True}),
+#: Per-tensor symmetric quantisation is a positive rescale of each layer plus rounding, so
+#: an attacker that compares each layer by its cosine (``fig5.cosine_attack`` with
+#: ``distance="layer_cosine"``) is blind to the rescale: the codes protect only if they
+#: stop that attacker too.
+FIG5_VARIANTS: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "plain": ("none", {}, None),
+    "quantised\n(codes)": ("quantization", {"dequantize": False}, None),
+    "quantised\n(dequantised)": ("quantization", {"dequantize": True}, None),
+    "quantised\n(codes, layer cosine)": ("quantization", {"dequantize": False}, "cosine_attack"),
 }
 Where = Literal["step", "update"]
 
@@ -90,10 +99,12 @@ class Fig4:
 @dataclass(frozen=True)
 class Fig5:
     """Fig. 5: ``attack`` over iterations on plain vs quantised gradients; the images at the
-    ``snapshots`` iterations (the attack runs to the last one)."""
+    ``snapshots`` iterations (the attack runs to the last one); ``cosine_attack``: the
+    attack that compares each layer by its cosine on the integer codes (beyond the paper)."""
 
     dataset: str = "mnist_like"
     attack: str = "idlg"
+    cosine_attack: str = "ig"
     snapshots: tuple[int, ...] = (0, 5, 10, 20, 40)
 
     def __post_init__(self) -> None:
@@ -104,18 +115,20 @@ class Fig5:
 
 @dataclass(frozen=True)
 class Fig6:
-    """Fig. 6: ``attack`` through Gaussian and Laplacian gradient noise of each variance."""
+    """Fig. 6: each of ``attacks`` (the first is the paper's, DLG's family; the others are
+    extra rows) through Gaussian and Laplacian gradient noise of each variance."""
 
     dataset: str = "cifar_like"
-    attack: str = "ig"
+    attacks: tuple[str, ...] = ("idlg", "ig")
     variances: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
 @dataclass(frozen=True)
 class Fig7:
-    """Fig. 7: ``attack`` through gradient pruning of each percentage, on each role."""
+    """Fig. 7: each of ``attacks`` (the first is the paper's) through gradient pruning of
+    each percentage, on each role."""
 
-    attack: str = "ig"
+    attacks: tuple[str, ...] = ("idlg", "ig")
     datasets: tuple[str, ...] = ("cifar_like", "mnist_like")
     percents: tuple[int | float, ...] = (1, 10, 20, 30, 40, 50, 60)
 
@@ -124,9 +137,13 @@ class Fig7:
 class Table1:
     """Table I: FedAvg of LeNet-5 on each role (Sec. IV-A: 15 clients, SGD lr 0.01, one local
     epoch per round); ``train_n``/``test_n``: a seeded subset (``None``: the whole split);
-    ``noise_where``: DP noise on every local step's gradient (``step``) or on the shared
-    update (``update``); ``quant_where`` the same for quantisation (dequantised by the
-    server). The rounds, the split and the batch size are not in the paper."""
+    ``noise_where``: the placements of the DP noise, each a row: on every local step's
+    gradient (``step``) or on the shared update (``update``); ``quant_where`` the same for
+    quantisation (dequantised by the server); ``seeds``: FedAvg runs per cell (seeds
+    ``seed ..``); ``needs_real``: roles whose stand-in cannot test the paper's accuracy (the
+    CIFAR-10 stand-in is a 7-photograph identification task): their column is untestable
+    unless the real dataset is present. The rounds, the split and the batch size are not in
+    the paper."""
 
     datasets: tuple[str, ...] = ("mnist_like", "fashion", "cifar_like")
     size: int = 28
@@ -136,8 +153,21 @@ class Table1:
     test_n: int | None = 500
     lr: float = 0.01
     batch_size: int = 32
-    noise_where: Where = "step"
+    noise_where: tuple[Where, ...] = ("step", "update")
     quant_where: Where = "update"
+    seeds: int = 1
+    needs_real: tuple[str, ...] = ("cifar_like",)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.noise_where, str):
+            object.__setattr__(self, "noise_where", (self.noise_where,))
+        bad = [w for w in (*self.noise_where, self.quant_where) if w not in WHERE_LABEL]
+        if bad or not self.noise_where:
+            raise GradInvError(
+                f"table1: noise_where/quant_where are among {list(WHERE_LABEL)}, got {bad or '()'}"
+            )
+        if self.seeds < 1:
+            raise GradInvError(f"table1.seeds must be at least 1, got {self.seeds}")
 
 
 @dataclass(frozen=True)
@@ -165,7 +195,8 @@ def _smoke_levels() -> tuple[DefenseLevel, ...]:
 
 @dataclass(frozen=True)
 class DefenseTable:
-    """Beyond the paper: every attack of ``attacks`` at every defense level, one image."""
+    """Beyond the paper: every attack of ``attacks`` at every defense level, on the profile's
+    units."""
 
     dataset: str = "cifar_like"
     attacks: tuple[str, ...] = ATTACKS
@@ -206,6 +237,8 @@ class Profile:
 
     attack_model: str = "lenet5"  # Sec. IV: LeNet-5 is the global target model
     size: int = 16  # paper: 28 (MNIST) / 32 (CIFAR-10)
+    seeds: int = 1  # units: seeds seed .. seed + seeds - 1, each a private image and a victim
+    grid_seeds: int | None = None  # Figs. 3-4 and the attack x defense table: the first ones
     success_psnr: float = 18.0  # our threshold for "the attack reveals the image"
     datasets: Mapping[str, tuple[str, ...]] = field(default_factory=_smoke_datasets)
     attacks: AttackOverrides = field(default_factory=AttackOverrides)
@@ -221,15 +254,23 @@ class Profile:
     def __post_init__(self) -> None:
         if self.size < 1:
             raise GradInvError(f"size must be at least 1, got {self.size}")
+        if self.seeds < 1:
+            raise GradInvError(f"seeds must be at least 1, got {self.seeds}")
+        if self.grid_seeds is not None and not 1 <= self.grid_seeds <= self.seeds:
+            raise GradInvError(
+                f"grid_seeds is between 1 and seeds ({self.seeds}), got {self.grid_seeds}"
+            )
         parsed = profiles.dataset_options(self.datasets)
         object.__setattr__(self, "datasets", parsed)
         _known_attacks("grid_attacks", self.grid_attacks)
-        for where, attack in (
-            ("fig5.attack", self.fig5.attack),
-            ("fig6.attack", self.fig6.attack),
-            ("fig7.attack", self.fig7.attack),
+        for where, names in (
+            ("fig5.attack", (self.fig5.attack, self.fig5.cosine_attack)),
+            ("fig6.attacks", self.fig6.attacks),
+            ("fig7.attacks", self.fig7.attacks),
         ):
-            _known_attacks(where, (attack,))
+            if not names:
+                raise GradInvError(f"{where} lists at least one attack")
+            _known_attacks(where, names)
         used = {
             "fig3.dataset": (self.fig3.dataset,),
             "fig4.dataset": (self.fig4.dataset,),
@@ -249,6 +290,12 @@ class Profile:
 def dataset_for(role: str, profile: Profile) -> str:
     """The dataset filling ``role``: the first of its list present on this machine."""
     return first_available(profile.datasets[role])
+
+
+def unit_seeds(profile: Profile, seed: int = 0, grid: bool = False) -> range:
+    """The seeds of the profile's units (each draws one private image and one victim); with
+    ``grid``, those of the attack grids and the attack x defense table (``grid_seeds``)."""
+    return range(seed, seed + (profile.grid_seeds or profile.seeds if grid else profile.seeds))
 
 
 def attack_options(profile: Profile, attack: str) -> tuple[str, dict[str, Any]]:

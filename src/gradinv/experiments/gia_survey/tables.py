@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from gradinv.defenses.accounting import guarantee
 from gradinv.experiments import claims
 from gradinv.experiments.engine import Cell, Record
 from gradinv.experiments.engine.cells import thaw
@@ -30,8 +30,10 @@ from gradinv.experiments.gia_survey.profile import (
     FL_METHODS,
     METRICS,
     PAPER,
+    WHERE_LABEL,
     Profile,
     dataset_for,
+    unit_seeds,
 )
 from gradinv.pipeline import defense_label
 
@@ -58,31 +60,27 @@ def _found(index: Mapping[str, Record], cell: Cell) -> Record:
     return rec
 
 
-def attack_row(rec: Record, **extra: Any) -> dict[str, Any]:
-    """One attack's row: ``attack``, ``defense``, ``extra``, :data:`METRICS` and ``seconds``
-    (the cell's wall time: victim, observation, attack and scoring)."""
-    s = rec.cell.settings
-    row = {
-        "attack": s["attack"],
-        "defense": defense_label(s["defense"], thaw(s["defense_options"])),
-    }
-    row.update(extra)
-    row.update({m: rec.metrics[m] for m in METRICS if m in rec.metrics})
-    row["seconds"] = rec.seconds
-    return row
+def _section(records: Iterable[Record], cells: Sequence[Cell]) -> list[Record]:
+    """The records of ``cells`` (a section's), in their order; a missing one is an error."""
+    index = _index(records)
+    return [_found(index, c) for c in cells]
 
 
-def floor_rows(rec: Record, **extra: Any) -> list[dict[str, Any]]:
-    """The floors' rows of one floors record (``method`` names the floor, as in every
-    paper's tables)."""
-    dataset = rec.cell.settings["dataset"]
-    rows = []
-    for name in SURVEY_FLOORS:
-        if name in rec.metrics:
-            scores = {m: rec.metrics[name][m] for m in METRICS if m in rec.metrics[name]}
-            rows.append({"attack": name, "defense": "none", "dataset": dataset, **extra,
-                         "method": name, **scores, "seconds": 0.0})  # fmt: skip
-    return rows
+def summarise(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Per group of ``by`` (in order of appearance): the mean of each metric over the units,
+    PSNR's 95 % bootstrap interval (``psnr low``/``psnr high``, NaN under two units) and
+    ``n``; the mean noise level in units of the gradient (``noise/gradient``) where the
+    rows have one."""
+    out = []
+    for key, grp in rows.groupby(list(by), sort=False, dropna=False):
+        entry = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+        mean, low, high, n = mean_interval(grp["psnr"].tolist())
+        entry.update({"psnr": mean, "psnr low": low, "psnr high": high, "n": n})
+        for col in ("ssim", "lpips", "mse", "noise_to_signal", "seconds"):
+            if col in grp and grp[col].notna().any():
+                entry["noise/gradient" if col == "noise_to_signal" else col] = grp[col].mean()
+        out.append(entry)
+    return pd.DataFrame(out)
 
 
 def attack_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -90,62 +88,61 @@ def attack_rows(table: pd.DataFrame) -> pd.DataFrame:
     return split_floors(table, key="attack")[0]
 
 
+def _attacks_then_floors(table: pd.DataFrame) -> pd.DataFrame:
+    is_floor = table["attack"].isin(SURVEY_FLOORS)
+    return pd.concat([table[~is_floor], table[is_floor]], ignore_index=True)
+
+
 def _grid(
-    cells: Sequence[Cell], index: Mapping[str, Record], model_column: str = "class"
-) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """Ground truth and reconstructions of the attack cells of ``cells``, their rows, then the
-    rows of the floors cell (the last)."""
-    floors = _found(index, cells[-1])
-    images = {"ground truth": as_tensor(floors.arrays["private"])}
-    rows = []
-    for cell in cells[:-1]:
-        rec = _found(index, cell)
-        s = rec.cell.settings
-        model = rec.metrics["model_class"] if model_column == "class" else s["model"]
-        rows.append(attack_row(rec, dataset=s["dataset"], model=model))
-        if "reconstruction" in rec.arrays:
-            images[s["attack"]] = as_tensor(rec.arrays["reconstruction"])
-    return images, [*rows, *floor_rows(floors)]
+    cells: Sequence[Cell], records: Iterable[Record], seed: int, by: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
+    """Ground truth and reconstructions of unit ``seed`` (the figure), and the table of
+    every unit of ``cells`` summarised by ``by``, attacks then floors."""
+    recs = _section(records, cells)
+    images: dict[str, torch.Tensor] = {}
+    for rec in recs:
+        if rec.cell.seed != seed:
+            continue
+        if "private" in rec.arrays:
+            images = {"ground truth": as_tensor(rec.arrays["private"]), **images}
+        elif "reconstruction" in rec.arrays:
+            images[rec.cell.settings["attack"]] = as_tensor(rec.arrays["reconstruction"])
+    table = summarise(unit_rows(recs), by)
+    return images, _attacks_then_floors(table)
 
 
 def fig4(records: Iterable[Record], profile: Profile, seed: int = 0):
-    """Fig. 4: ``(images, table)``: the private image and every attack's reconstruction,
-    then the PSNR / SSIM / LPIPS table with the floors of the image."""
-    images, rows = _grid(C.fig4_cells(profile, seed), _index(records))
-    return images, pd.DataFrame(rows)
+    """Fig. 4: ``(images, table)``: unit ``seed``'s private image and every attack's
+    reconstruction, then the PSNR / SSIM / LPIPS table over the units (mean, PSNR interval,
+    ``n``) with the floors of the same images."""
+    return _grid(C.fig4_cells(profile, seed), records, seed, ["attack", "dataset"])
 
 
 def fig3(records: Iterable[Record], profile: Profile, seed: int = 0):
     """Fig. 3: ``(images, table)`` for the batch; R-GAP (batch size 1 only) keeps an empty
     row with a note where the batch is larger."""
-    cells = C.fig3_cells(profile, seed)
-    images, rows = _grid(cells, _index(records))
-    ran = [c.settings["attack"] for c in cells[:-1]]
+    images, table = _grid(C.fig3_cells(profile, seed), records, seed, ["attack", "dataset"])
+    missing = [a for a in profile.grid_attacks if a not in set(table["attack"])]
     dataset = dataset_for(profile.fig3.dataset, profile)
-    out = []
-    for attack in profile.grid_attacks:
-        if attack in ran:
-            out.append(rows[ran.index(attack)])
-        else:
-            out.append({"attack": attack, "dataset": dataset, "note": "batch size 1 only"})
-    return images, pd.DataFrame([*out, *rows[len(ran) :]])
+    notes = pd.DataFrame([{"attack": a, "dataset": dataset, "note": "batch size 1 only"}
+                          for a in missing])  # fmt: skip
+    return images, _attacks_then_floors(pd.concat([table, notes], ignore_index=True))
 
 
 def fig5(records: Iterable[Record], profile: Profile, seed: int = 0):
-    """Fig. 5: ``(images, snapshots, table)``: per variant the image at each snapshot
-    iteration, and the final scores with the floors of the image."""
-    index = _index(records)
-    cells = C.fig5_cells(profile, seed)
-    floors = _found(index, cells[-1])
-    images = {"ground truth": as_tensor(floors.arrays["private"])}
-    rows = []
-    for cell in cells[:-1]:
-        rec = _found(index, cell)
-        s = rec.cell.settings
-        images[s["variant"]] = as_tensor(rec.arrays["frames"])
-        rows.append(attack_row(rec, dataset=s["dataset"], variant=s["variant"]))
-    rows += [{**r, "variant": r["attack"]} for r in floor_rows(floors)]
-    return images, list(profile.fig5.snapshots), pd.DataFrame(rows)
+    """Fig. 5: ``(images, snapshots, table)``: per variant unit ``seed``'s image at each
+    snapshot iteration, and the final scores over the units with the floors."""
+    recs = _section(records, C.fig5_cells(profile, seed))
+    images: dict[str, torch.Tensor] = {}
+    for rec in recs:
+        if rec.cell.seed == seed and "private" in rec.arrays:
+            images = {"ground truth": as_tensor(rec.arrays["private"]), **images}
+        elif rec.cell.seed == seed and "frames" in rec.arrays:
+            images[rec.cell.settings["variant"]] = as_tensor(rec.arrays["frames"])
+    rows = unit_rows(recs)
+    rows["variant"] = rows["variant"].fillna(rows["attack"])
+    table = _attacks_then_floors(summarise(rows, ["variant", "attack"]))
+    return images, list(profile.fig5.snapshots), table
 
 
 def _sweep(
@@ -153,68 +150,98 @@ def _sweep(
     profile: Profile, seed: int,
 ) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:  # fmt: skip
     defense, option = SWEEPS[sweep]
-    cells = C.sweep_cells(role, attack, defense, option, tuple(levels), profile, seed)
-    index = _index(records)
-    floors = _found(index, cells[-1])
-    images = {"ground truth": as_tensor(floors.arrays["private"])}
-    rows = []
-    for level, cell in zip([0.0, *levels], cells[:-1], strict=True):
-        rec = _found(index, cell)
-        images[f"{option}={level:g}"] = as_tensor(rec.arrays["reconstruction"])
-        rows.append(attack_row(rec, dataset=cell.settings["dataset"], level=level))
-    return images, pd.DataFrame([*rows, *floor_rows(floors)])  # the floors have no level
+    cells = [
+        c for s in unit_seeds(profile, seed)
+        for c in C.sweep_cells(role, attack, defense, option, tuple(levels), profile, s,
+                               keep=s == seed)
+    ]  # fmt: skip
+    recs = _section(records, cells)
+    first = C.sweep_cells(role, attack, defense, option, tuple(levels), profile, seed)
+    index = _index(recs)
+    images = {"ground truth": as_tensor(_found(index, first[-1]).arrays["private"])}
+    for level, cell in zip([0.0, *levels], first[:-1], strict=True):
+        images[f"{option}={level:g}"] = as_tensor(_found(index, cell).arrays["reconstruction"])
+    table = _attacks_then_floors(summarise(unit_rows(recs), ["attack", "level", "defense"]))
+    if sweep != "pruning":
+        note = guarantee(defense, {}, releases=1).split(":")[0]
+        table["guarantee"] = [note if d != "none" else "" for d in table["defense"]]
+    return images, table
 
 
 def fig6(records: Iterable[Record], profile: Profile, seed: int = 0):
-    """Fig. 6: ``{"gaussian": (images, table), "laplacian": (...)}``, one row per variance
-    (0: undefended), then the floors."""
+    """Fig. 6: ``{"gaussian, <attack>": (images, table), "laplacian, <attack>": ...}`` per
+    attack of ``fig6.attacks``: one row per variance (0: undefended) over the units, with
+    the noise in units of the victim's gradient and its formal guarantee (none: the noise
+    is not calibrated to a clipped sensitivity), then the floors."""
     cfg, records = profile.fig6, list(records)
     return {
-        kind: _sweep(records, cfg.dataset, kind, cfg.variances, cfg.attack, profile, seed)
+        f"{kind}, {attack}": _sweep(records, cfg.dataset, kind, cfg.variances, attack, profile,
+                                    seed)
+        for attack in cfg.attacks
         for kind in ("gaussian", "laplacian")
-    }
+    }  # fmt: skip
 
 
 def fig7(records: Iterable[Record], profile: Profile, seed: int = 0):
-    """Fig. 7: ``{role: (images, table)}``, one row per pruning percentage, then the floors."""
+    """Fig. 7: ``{"<role>, <attack>": (images, table)}``, one row per pruning percentage
+    over the units, then the floors."""
     cfg, records = profile.fig7, list(records)
     return {
-        role: _sweep(records, role, "pruning", cfg.percents, cfg.attack, profile, seed)
+        f"{role}, {attack}": _sweep(records, role, "pruning", cfg.percents, attack, profile, seed)
+        for attack in cfg.attacks
         for role in cfg.datasets
     }
 
 
 def defense_table(records: Iterable[Record], profile: Profile, seed: int = 0) -> pd.DataFrame:
-    """Beyond the paper: every attack x defense level (the victim's ``model`` key), then the
-    floors of the image."""
-    _, rows = _grid(C.defense_table_cells(profile, seed), _index(records), model_column="key")
-    return pd.DataFrame(rows)
+    """Beyond the paper: every attack x defense level over the units (mean, PSNR interval,
+    ``n``), then the floors of the same images."""
+    recs = _section(records, C.defense_table_cells(profile, seed))
+    table = summarise(unit_rows(recs), ["attack", "defense", "model"])
+    return _attacks_then_floors(table)
+
+
+def method_label(method: str, where: str | None) -> str:
+    """Table I's row name: the paper's method, with where its noise acts."""
+    spec = FL_METHODS[method]
+    if spec is None or spec[2] != "noise_where" or where is None:
+        return method
+    return f"{method}, {WHERE_LABEL[where]}"
 
 
 def table1(records: Iterable[Record], profile: Profile, seed: int = 0) -> pd.DataFrame:
-    """Table I: per role and method the final and best test accuracy (%) of FedAvg; a role
-    with no data on this machine keeps its rows with a note."""
-    index = _index(records)
-    rows = []
-    for role, dataset in C.table1_roles(profile).items():
-        if dataset is None:
-            note = f"none of the datasets {list(profile.datasets[role])} is present"
-            rows += [{"dataset_role": role, "method": m, "note": note} for m in FL_METHODS]
-            continue
-        for method in FL_METHODS:
-            rec = _found(index, C.federation_cell(role, dataset, method, profile, seed))
-            rows.append({"dataset_role": role, "dataset": dataset, "method": method,
-                         "accuracy": rec.metrics["accuracy"],
-                         "best_accuracy": rec.metrics["best_accuracy"]})  # fmt: skip
-    return pd.DataFrame(rows)
+    """Table I: per role and method (a noise method once per placement) the final test
+    accuracy (%) of FedAvg, mean over ``table1.seeds`` runs with its interval and ``n``,
+    the best accuracy, and the noise's formal guarantee; a role with no runs keeps its rows
+    with the reason."""
+    recs = _section(records, C.table1_cells(profile, seed))
+    rows = unit_rows(recs)
+    out = []
+    for role, (dataset, note) in C.table1_roles(profile).items():
+        for method, where in C.table1_methods(profile):
+            label = method_label(method, where)
+            entry = {"dataset_role": role, "dataset": dataset, "method": label}
+            if dataset is None:
+                out.append({**entry, "note": note})
+                continue
+            grp = rows[(rows["role"] == role) & (rows["method"] == label)]
+            mean, low, high, n = mean_interval(grp["accuracy"].tolist())
+            spec = FL_METHODS[method]
+            said = guarantee(spec[0], spec[1], releases=profile.table1.rounds) if spec else ""
+            out.append({**entry, "accuracy": mean, "low": low, "high": high, "n": n,
+                        "best_accuracy": grp["best_accuracy"].mean(),
+                        "guarantee": said.split(":")[0]})  # fmt: skip
+    return pd.DataFrame(out)
 
 
 # -- per-unit rows for the claims --------------------------------------------------------------
 def unit_rows(records: Iterable[Record]) -> pd.DataFrame:
     """Every record as one long row per (cell, arm): the unit columns ``seed`` and ``image``
     (a batch's first image index: the survey attacks one private batch per seed), the cell's
-    kind, dataset, attack, defense label, the defense's level and metrics; floors records
-    give one row per floor (``attack`` = the floor)."""
+    kind, dataset, attack, defense label, the defense's level, metrics, the victim's
+    ``model`` key and the cell's ``seconds``; floors records give one row per floor
+    (``attack`` = the floor); federation records one row with ``method`` (the paper's
+    method with where its noise acts: :func:`method_label`) and ``accuracy``."""
     rows = []
     for rec in records:
         s = rec.cell.settings
@@ -222,17 +249,20 @@ def unit_rows(records: Iterable[Record]) -> pd.DataFrame:
         if rec.cell.kind in ("attack", "snapshots"):
             opts = thaw(s["defense_options"])
             level = next((float(v) for v in opts.values() if not isinstance(v, bool)), 0.0)
+            scores = {m: rec.metrics[m] for m in (*METRICS, "noise_to_signal") if m in rec.metrics}
             rows.append({**base, "attack": s["attack"], "batch": s.get("batch", 1),
                          "defense": defense_label(s["defense"], opts), "level": level,
-                         "variant": s.get("variant"),
-                         **{m: rec.metrics[m] for m in METRICS if m in rec.metrics}})  # fmt: skip
+                         "variant": s.get("variant"), "model": s["model"], **scores,
+                         "seconds": rec.seconds})  # fmt: skip
         elif rec.cell.kind == "floors":
             for name in SURVEY_FLOORS:
                 rows.append({**base, "attack": name, "batch": s["batch"], "defense": "none",
                              "level": 0.0, **rec.metrics[name]})  # fmt: skip
         elif rec.cell.kind == "federation":
-            rows.append({**base, "role": s["role"], "method": s["method"],
+            rows.append({**base, "role": s["role"], "base_method": s["method"],
+                         "where": s["where"], "method": method_label(s["method"], s["where"]),
                          "accuracy": rec.metrics["accuracy"],
+                         "best_accuracy": rec.metrics["best_accuracy"],
                          "num_classes": rec.metrics["num_classes"]})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -259,14 +289,14 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float, float, int]:
 def compare_table1(rows: pd.DataFrame, reported: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper vs this run for every Table I cell: the paper's accuracy (%) beside this run's
     mean over seeds, its interval and ``n`` (``rows``: :func:`unit_rows` of the federation
-    records)."""
+    records; a noise method once per placement, beside the paper's one number)."""
     paper = reported_index(reported, "Table I")
     rows = rows[rows["kind"] == "federation"]
     out = []
-    for (role, method), grp in rows.groupby(["role", "method"], sort=False):
+    for (role, method, base), grp in rows.groupby(["role", "method", "base_method"], sort=False):
         mean, low, high, n = mean_interval(grp["accuracy"].tolist())
         out.append({"method": method, "dataset": role,
-                    "paper": paper.get((method, PAPER_COLUMN.get(role, role), "accuracy_pct"),
+                    "paper": paper.get((base, PAPER_COLUMN.get(role, role), "accuracy_pct"),
                                        math.nan),
                     "this run": mean, "low": low, "high": high, "n": n})  # fmt: skip
     return pd.DataFrame(out)
@@ -289,28 +319,70 @@ def stop_levels(rows: pd.DataFrame, success_psnr: float) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def success_matrix(rows: pd.DataFrame, success_psnr: float) -> pd.DataFrame:
+    """Units x defended levels of one sweep (one dataset, defense and attack): True where
+    the attack succeeded (PSNR at or above ``success_psnr``); units missing a level are
+    dropped."""
+    rows = rows[(rows["kind"] == "attack") & (rows["level"] > 0)]
+    wide = rows.pivot_table(index="seed", columns="level", values="psnr", aggfunc="mean")
+    return wide.dropna() >= success_psnr
+
+
+def measured_threshold(
+    success: pd.DataFrame, rate: float = 0.5, resamples: int = 2000, seed: int = 0,
+    confidence: float = claims.CONFIDENCE,
+) -> tuple[float, float, float, int]:  # fmt: skip
+    """``(threshold, low, high, n)``: the smallest level at which the attack's success rate
+    over the units falls below ``rate`` (``inf``: no level of the sweep stops it), and the
+    percentile interval of that level over ``resamples`` bootstrap resamples of the units
+    (``success``: :func:`success_matrix`). A level on the sweep's grid, so the interval is
+    two grid levels (equal when every resample agrees)."""
+    x = success.to_numpy(dtype=float)
+    levels = np.asarray(success.columns, dtype=float)
+    n = x.shape[0]
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+
+    def first_below(rates: np.ndarray) -> np.ndarray:
+        below = rates < rate
+        idx = np.where(below.any(axis=-1), below.argmax(axis=-1), -1)
+        return np.where(idx >= 0, levels[np.maximum(idx, 0)], math.inf)
+
+    point = float(first_below(x.mean(axis=0)))
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    boot = first_below(x[draws].mean(axis=1))
+    tail = (1.0 - confidence) / 2.0
+    low = float(np.quantile(boot, tail, method="lower"))
+    high = float(np.quantile(boot, 1.0 - tail, method="higher"))
+    return point, low, high, n
+
+
 def compare_thresholds(
     sweeps: Mapping[str, pd.DataFrame],
     success_psnr: float,
     reported: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Paper vs this run for Figs. 6-7: the smallest level that stops the attack (PSNR below
-    ``success_psnr``) and the largest that does not, paper beside this run's mean over seeds
-    with ``n``; ``sweeps``: the paper's row name (``Gaussian``, ``CIFAR-10``...) -> the
-    :func:`unit_rows` of that sweep's records."""
+    """Paper vs this run for Figs. 6-7, per sweep and attack: the paper's smallest level
+    that stops the attack beside this run's measured threshold (the first level where the
+    success rate over the units falls below one half, ``inf``: none does) with its
+    bootstrap interval and ``n`` (:func:`measured_threshold`), and the noise there in units
+    of the victim's gradient; ``sweeps``: the paper's name of each sweep (``Gaussian``,
+    ``CIFAR-10``...) -> the :func:`unit_rows` of its records."""
     out = []
     for name, rows in sweeps.items():
         fig = "Fig. 7" if rows["defense"].str.startswith("pruning").any() else "Fig. 6"
         paper = reported_index(reported, fig)
-        levels = stop_levels(rows, success_psnr)
-        levels = levels[levels["defense"] != "none"]
-        for col, said in (("stops from", "smallest"), ("leaks up to", "largest")):
-            key = next(((r, c, m) for (r, c, m) in paper if r == name and c.startswith(said)), None)
-            mean, low, high, n = mean_interval(levels[col].dropna().tolist())
-            out.append({"figure": fig, "sweep": name, "level": col,
-                        "paper": paper[key] if key else math.nan, "this run": mean,
+        stops = next((v for (r, c, _), v in paper.items() if r == name and c.startswith("smallest")),
+                     math.nan)  # fmt: skip
+        for attack in [a for a in dict.fromkeys(rows["attack"]) if a not in SURVEY_FLOORS]:
+            mine = rows[rows["attack"] == attack]
+            level, low, high, n = measured_threshold(success_matrix(mine, success_psnr))
+            there = mine[mine["level"] == level]
+            ratio = there["noise_to_signal"].mean() if "noise_to_signal" in there else math.nan
+            out.append({"figure": fig, "sweep": name, "attack": attack,
+                        "paper stops from": stops, "this run stops from": level,
                         "low": low, "high": high, "n": n,
-                        "seeds where none": int(levels[col].isna().sum())})  # fmt: skip
+                        "noise/gradient there": ratio})  # fmt: skip
     return pd.DataFrame(out)
 
 
@@ -321,18 +393,21 @@ def summary_markdown(
     sweeps: Mapping[str, pd.DataFrame],
     table1_table: pd.DataFrame,
     verdicts: Sequence[claims.Verdict] = (),
+    thresholds: pd.DataFrame | None = None,
 ) -> str:
     """The notebook's closing summary, generated from this run's tables: the profile's
     scale, the first level that stops the attack in each sweep, Fig. 5's final PSNR per
     variant, Table I's accuracy drops, and the count of each verdict."""
-    iters = {a: profile.attacks.of(a)[1].get("iterations") for a in ("dlg", "ig")}
+    iters = {a: profile.attacks.of(a)[1].get("iterations") for a in ("idlg", "ig")}
+    t1 = profile.table1
     lines = [
-        f"**Scale**: {profile.size} px images, {iters['dlg']} DLG / {iters['ig']} IG "
-        f"iterations, FedAvg for {profile.table1.rounds} rounds on "
-        f"{profile.table1.train_n or 'all'} training images per role; an attack succeeds "
-        f"at {profile.success_psnr:g} dB PSNR.",
+        f"**Scale**: {profile.size} px images, {profile.seeds} unit(s) (private image and "
+        f"victim), {iters['idlg']} iDLG / {iters['ig']} IG iterations; FedAvg for "
+        f"{t1.rounds} rounds on {t1.train_n or 'all'} training images per role, "
+        f"{t1.seeds} seed(s); an attack succeeds at {profile.success_psnr:g} dB PSNR.",
         "",
-        "**Sweeps** (PSNR in dB per level; the first level below the threshold stops the attack):",
+        "**Sweeps** (mean PSNR in dB per level over the units; the first level whose mean is "
+        "below the threshold):",
         "",
     ]
     for name, table in sweeps.items():
@@ -341,10 +416,19 @@ def summary_markdown(
             f"{lv:g}: {p:.1f}" for lv, p in zip(att["level"], att["psnr"], strict=True)
         )
         stopped = att[(att["level"] > 0) & (att["psnr"] < profile.success_psnr)]["level"]
-        first = f"stopped from {stopped.min():g}" if len(stopped) else "never stopped"
+        first = f"mean below it from {stopped.min():g}" if len(stopped) else "never below it"
         best = table[table["attack"] == NEAREST_PUBLIC]["psnr"]
         floor = f"; nearest public {best.iloc[0]:.1f}" if len(best) else ""
         lines.append(f"- {name}: {shown} ({first}{floor})")
+    if thresholds is not None and len(thresholds):
+        lines += ["", "**Measured thresholds** (first level where the success rate falls "
+                  "below one half; 95 % bootstrap interval over the units):", ""]  # fmt: skip
+        for r in thresholds.to_dict("records"):
+            ratio = r["noise/gradient there"]
+            noise = f", noise/gradient {ratio:.3g}" if math.isfinite(ratio) else ""
+            lines.append(f"- {r['sweep']}, {r['attack']}: {r['this run stops from']:g} "
+                         f"[{r['low']:g}, {r['high']:g}], n = {r['n']}{noise} "
+                         f"(paper {r['paper stops from']:g})")  # fmt: skip
     att = attack_rows(fig5_table)
     lines += ["", "**Fig. 5** (final PSNR in dB): " + ", ".join(
         f"{v.replace(chr(10), ' ')} {p:.1f}" for v, p in zip(att["variant"], att["psnr"], strict=True)
@@ -367,7 +451,6 @@ __all__ = [
     "PAPER_COLUMN",
     "SURVEY_FLOORS",
     "SWEEPS",
-    "attack_row",
     "attack_rows",
     "compare_table1",
     "compare_thresholds",
@@ -377,10 +460,13 @@ __all__ = [
     "fig5",
     "fig6",
     "fig7",
-    "floor_rows",
     "mean_interval",
+    "measured_threshold",
+    "method_label",
     "reported_index",
     "stop_levels",
+    "success_matrix",
+    "summarise",
     "summary_markdown",
     "table1",
     "unit_rows",
