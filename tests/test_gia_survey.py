@@ -22,20 +22,24 @@ from gradinv.experiments.floors import NEAREST_PUBLIC, PUBLIC_MEAN
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = [PUBLIC_MEAN, NEAREST_PUBLIC]  # no prior: no prior-sample floor
 
-#: one embedded dataset, two-iteration attacks, a one-round federation of two clients
+#: one embedded dataset, two-iteration attacks on two units (one for the grids), a
+#: one-round federation of two clients (the stand-in allowed for Table I: ``needs_real``)
 TINY = {
     "attack_model": "lenet5",
     "size": 16,
+    "seeds": 2,
+    "grid_seeds": 1,
     "datasets": {"cifar_like": ["natural_color"]},
-    "attacks": {"dlg": {"iterations": 2}, "idlg": {"iterations": 2}, "rgap": {"model": "lenet"}},
+    "attacks": {"dlg": {"iterations": 2}, "idlg": {"iterations": 2}, "ig": {"iterations": 2},
+                "rgap": {"model": "lenet"}},
     "grid_attacks": ["dlg", "rgap"],
     "fig3": {"dataset": "cifar_like", "batch": 2},
     "fig4": {"dataset": "cifar_like"},
     "fig5": {"dataset": "cifar_like", "attack": "idlg", "snapshots": [0, 1, 2]},
-    "fig6": {"dataset": "cifar_like", "attack": "dlg", "variances": [1.0e-1]},
-    "fig7": {"attack": "dlg", "datasets": ["cifar_like"], "percents": [30]},
+    "fig6": {"dataset": "cifar_like", "attacks": ["dlg"], "variances": [1.0e-1]},
+    "fig7": {"attacks": ["dlg"], "datasets": ["cifar_like"], "percents": [30]},
     "table1": {"datasets": ["cifar_like"], "size": 16, "clients": 2, "rounds": 1,
-               "train_n": 40, "test_n": 20},
+               "train_n": 40, "test_n": 20, "needs_real": []},
     "defense_table": {
         "dataset": "cifar_like",
         "attacks": ["dlg"],
@@ -61,7 +65,13 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
     smoke = profiles.load(survey.PAPER, "smoke", survey.Profile, root=ROOT)
     paper = profiles.load(survey.PAPER, "paper", survey.Profile, root=ROOT)
     assert smoke == survey.Profile()
-    assert paper.size == 32 and paper.table1.rounds == 50 and paper.table1.train_n is None
+    cpu = profiles.load(survey.PAPER, "cpu", survey.Profile, root=ROOT)
+    assert paper.size == 32 and paper.table1.rounds == 300 and paper.table1.train_n is None
+    assert cpu.size == 32 and cpu.seeds >= 20 and cpu.grid_seeds >= 10 and cpu.table1.seeds == 3
+    for p in (smoke, cpu, paper):  # the paper's attacks in every profile, IG an extra row
+        assert p.fig6.attacks == p.fig7.attacks == ("idlg", "ig") and p.fig5.attack == "idlg"
+        assert p.table1.noise_where == ("step", "update") and p.table1.needs_real == ("cifar_like",)
+    assert cpu.attacks.of("idlg") == (None, {"iterations": 300})
     assert paper.attacks.of("ig") == (None, {"iterations": 4000, "restarts": 4})
     assert survey.attack_options(smoke, "rgap")[0] == "lenet"
     assert [lv.defense for lv in paper.defense_table.levels][-2:] == ["quantization"] * 2
@@ -75,7 +85,7 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
         (("batch: 2}", "btach: 2}"), "btach"),  # a nested section
         (("    dlg: {iterations: 60}", "    dlg: {iterashuns: 60}"), "iterashuns"),  # attack
         (("- {defense: none}", "- {defens: none}"), "defens"),  # a defense level
-        (("    noise_where: step", "    noise_wher: step"), "noise_wher"),  # Table I
+        (("    noise_where: [", "    noise_wher: ["), "noise_wher"),  # Table I
         (("seed: 0", "seeed: 0"), "seeed"),  # a top-level parameter
     ],
 )
@@ -90,6 +100,10 @@ def test_profile_checks_roles_attacks_and_where():
         options.build(survey.Profile, {"grid_attacks": ["dlgg"]}, "p")
     with pytest.raises(GradInvError, match="noise_where"):
         options.build(survey.Profile, {"table1": {"noise_where": "server"}}, "p")
+    with pytest.raises(GradInvError, match="fig6.attacks"):
+        options.build(survey.Profile, {"fig6": {"attacks": ["idlg", "dlgg"]}}, "p")
+    with pytest.raises(GradInvError, match="grid_seeds"):
+        options.build(survey.Profile, {"seeds": 2, "grid_seeds": 3}, "p")
 
 
 # -- cells --------------------------------------------------------------------------------------
@@ -98,7 +112,8 @@ def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
     assert len(keys) == len(set(keys))  # a cell two sections share is listed once
     again = options.build(survey.Profile, dict(reversed(list(TINY.items()))), "tiny profile")
     assert keys == [c.key for c in survey.all_cells(again)]  # same profile: same keys
-    assert set(keys).isdisjoint(c.key for c in survey.all_cells(profile, seed=1))
+    # the units of seed 2 (seeds 2, 3) share nothing with those of seed 0 (0, 1)
+    assert set(keys).isdisjoint(c.key for c in survey.all_cells(profile, seed=2))
     more = dataclasses.replace(profile, attacks=options.build(
         survey.AttackOverrides, {**TINY["attacks"], "dlg": {"iterations": 3}}, "attacks"))  # fmt: skip
     changed = {
@@ -113,7 +128,33 @@ def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
     assert fig4 & {c.key for c in survey.defense_table_cells(profile)}
     kinds = {c.kind for c in survey.all_cells(profile)}
     assert kinds == {"attack", "floors", "snapshots", "federation"}
-    assert len(survey.table1_cells(profile)) == len(survey.FL_METHODS)  # one run per method
+    # units: the sweeps and Fig. 5 on both seeds, the grids on the first (grid_seeds)
+    assert {c.seed for c in survey.fig6_cells(profile)} == {0, 1}
+    assert {c.seed for c in survey.fig5_cells(profile)} == {0, 1}
+    assert {c.seed for c in survey.fig4_cells(profile) + survey.defense_table_cells(profile)} == {0}
+    # one run per method and noise placement: 1 + 2 x 2 + 1
+    table1 = survey.table1_cells(profile)
+    assert len(table1) == len(survey.table1_methods(profile)) == 6
+    assert {c.settings["where"] for c in table1} == {None, "step", "update"}
+    # the layer-cosine attacker of Fig. 5 is the profile's cosine_attack on the codes
+    cosine = [
+        c for c in survey.fig5_cells(profile) if "layer cosine" in c.settings.get("variant", "")
+    ]
+    assert {c.settings["attack"] for c in cosine} == {"ig"}
+    assert all(c.settings["options"]["distance"] == "layer_cosine" for c in cosine)
+
+
+def test_table1_on_a_stand_in_of_a_role_that_needs_real_data_is_untestable(profile):
+    strict = dataclasses.replace(profile, table1=dataclasses.replace(
+        profile.table1, needs_real=("cifar_like",)))  # fmt: skip
+    assert survey.table1_cells(strict) == []
+    dataset, note = survey.table1_roles(strict)["cifar_like"]
+    assert dataset is None and "natural_color" in note and "real" in note
+    verdicts = survey.table1_verdicts([], strict)
+    assert verdicts and {v.verdict for v in verdicts} == {"untestable here"}
+    assert all("stand-in" in v.reason for v in verdicts)
+    t1 = survey.table1([], strict)
+    assert t1["note"].str.contains("stand-in").all()
 
 
 def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, capsys):
@@ -148,7 +189,7 @@ def test_reconstruction_tables_carry_the_data_floors(profile, run):
     table = survey.defense_table(records, profile)
     assert list(images) == ["ground truth", "dlg", "rgap"]
     assert fig3[fig3["attack"] == "rgap"]["note"].item() == "batch size 1 only"
-    assert list(fig4["model"][:2]) == ["LeNet5", "LeNet"] and table["model"][0] == "lenet5"
+    assert list(fig4["model"][:2]) == ["lenet5", "lenet"] and table["model"][0] == "lenet5"
     for t, attacks in ((fig4, ["dlg", "rgap"]), (fig3, ["dlg", "rgap"]), (table, ["dlg"])):
         assert list(t["attack"]).count(PUBLIC_MEAN) == 1  # once per set of targets
         assert list(t["attack"].iloc[-2:]) == FLOORS
@@ -157,21 +198,29 @@ def test_reconstruction_tables_carry_the_data_floors(profile, run):
         assert (rows["defense"] == "none").all() and (rows["dataset"] == "natural_color").all()
         assert all(math.isfinite(p) and p > 0 for p in rows["psnr"])
         assert (rows["seconds"] == 0).all()
-    noise = survey.fig6(records, profile)["gaussian"][1]
-    assert list(noise["attack"].iloc[-2:]) == FLOORS and math.isnan(noise["level"].iloc[-1])
+    assert (fig4["n"] == 1).all() and "psnr low" in fig4  # grid_seeds = 1
+    noise = survey.fig6(records, profile)["gaussian, dlg"][1]
+    assert list(noise["attack"].iloc[-2:]) == FLOORS and (noise["n"] == 2).all()  # two units
     assert list(noise["level"][:2]) == [0.0, 0.1]
     assert list(noise["defense"][:2]) == ["none", "dp_gaussian(variance=0.1)"]
-    prune_images, prune = survey.fig7(records, profile)["cifar_like"]
+    assert math.isnan(noise["noise/gradient"][0]) and noise["noise/gradient"][1] > 0
+    assert list(noise["guarantee"][:2]) == ["", "no formal guarantee"]
+    prune_images, prune = survey.fig7(records, profile)["cifar_like, dlg"]
     assert list(prune_images) == ["ground truth", "percent=0", "percent=30"]
     assert prune["defense"][1] == "pruning(percent=30)"
     fig5_images, snaps, fig5 = survey.fig5(records, profile)
     assert snaps == [0, 1, 2] and fig5_images["plain"].shape[0] == 3
-    assert list(fig5["variant"][:3]) == list(survey.FIG5_VARIANTS)
+    assert list(fig5["variant"][:4]) == list(survey.FIG5_VARIANTS)
     t1 = survey.table1(records, profile)
-    assert list(t1["method"]) == list(survey.FL_METHODS)
-    assert t1["accuracy"].between(0, 100).all()
+    assert list(t1["method"]) == [
+        survey.method_label(m, w) for m, w in survey.table1_methods(profile)
+    ]
+    assert "DP-Gaussian (variance=1e-1), on the shared update" in set(t1["method"])
+    assert t1["accuracy"].between(0, 100).all() and (t1["n"] == 1).all()
+    assert set(t1["guarantee"]) == {"", "no formal guarantee"}
     cmp1 = survey.compare_table1(survey.unit_rows(records))
     assert (cmp1["n"] == 1).all() and cmp1["paper"].iloc[0] == pytest.approx(60.04)
+    assert len(cmp1) == 6 and cmp1["paper"].notna().all()  # both placements vs one number
 
 
 def test_claims_come_out_in_the_four_verdict_vocabulary(profile, run, tmp_path):
@@ -188,24 +237,29 @@ def test_claims_come_out_in_the_four_verdict_vocabulary(profile, run, tmp_path):
     ]
     ids = [v.claim.id for v in verdicts]
     assert len(ids) == len(set(ids))
-    assert {"fig6/Gaussian/variance=0.1", "fig6/Gaussian/trend", "fig7/CIFAR-10/percent=30",
-            "fig5/plain", "fig5/quantised-codes", "sec4/rgap-pruning-1", "t1/cifar_like/ordering",
-            "fig4/dlg/floor"} <= set(ids)  # fmt: skip
+    assert {"fig6/Gaussian/dlg/variance=0.1", "fig6/Gaussian/dlg/trend",
+            "fig6/Gaussian/dlg/threshold", "fig7/CIFAR-10/dlg/percent=30",
+            "fig7/CIFAR-10/dlg/threshold", "fig5/plain", "fig5/quantised-codes",
+            "fig5/quantised-codes-layer-cosine", "sec4/rgap-pruning-1",
+            "t1/cifar_like/ordering/step", "t1/cifar_like/ordering/update",
+            "t1/cifar_like/dp-gaussian-drop/update", "fig4/dlg/floor"} <= set(ids)  # fmt: skip
     by_id = {v.claim.id: v for v in verdicts}
     assert by_id["sec4/rgap-pruning-1"].verdict == "untestable here"  # no such level here
     assert "no pruning(percent=1)" in by_id["sec4/rgap-pruning-1"].reason
     assert {v.verdict for v in verdicts} <= {"inconclusive", "untestable here"}  # n = 1
-    assert all(v.n <= 1 for v in verdicts if v.verdict == "inconclusive")
+    assert all(v.n <= 2 for v in verdicts if v.verdict == "inconclusive")
     csv_path, md_path = claims.write_claims(verdicts, tmp_path)
     table = pd.read_csv(csv_path)
     assert list(table.columns) == list(claims.TABLE_COLUMNS) and md_path.is_file()
     assert set(table["verdict"]) <= set(claims.LABELS)
     summary = survey.summary_markdown(
         profile, survey.fig5(records, profile)[2],
-        {"gaussian": survey.fig6(records, profile)["gaussian"][1]},
+        {"gaussian": survey.fig6(records, profile)["gaussian, dlg"][1]},
         survey.table1(records, profile), verdicts,
+        survey.compare_thresholds(sweeps, profile.success_psnr),
     )  # fmt: skip
     assert "0.1:" in summary and f"**Claims** ({len(verdicts)}" in summary
+    assert "**Measured thresholds**" in summary and "n = 2" in summary
 
 
 def _sweep_rows(psnr_at: dict[float, float], seeds: int = 6) -> pd.DataFrame:
@@ -234,7 +288,23 @@ def test_sweep_claims_judge_success_rates_over_seeds(profile, psnr_at, verdict):
     rows = _sweep_rows(psnr_at)
     found = {v.claim.id: v for v in survey.sweep_verdicts({"Gaussian": rows}, profile)}
     for level in ("0.001", "0.01", "0.1"):
-        v = found[f"fig6/Gaussian/variance={level}"]
+        v = found[f"fig6/Gaussian/ig/variance={level}"]
         assert v.verdict == verdict and v.n == 6 and v.claim.kind == "rate"
-    assert found["fig6/Gaussian/variance=0.1"].paper == "stopped from 0.1"
-    assert found["fig6/Gaussian/trend"].verdict == verdict  # PSNR falls (or rises) with it
+    assert found["fig6/Gaussian/ig/variance=0.1"].paper == "stopped from 0.1"
+    assert found["fig6/Gaussian/ig/trend"].verdict == verdict  # PSNR falls (or rises) with it
+    threshold = found["fig6/Gaussian/ig/threshold"]
+    assert threshold.verdict == verdict and threshold.n == 6
+    assert threshold.estimate == (0.1 if verdict == "holds" else 0.001)
+
+
+def test_the_measured_threshold_is_the_first_level_where_the_success_rate_falls_below_half():
+    # 10 units x levels 10, 20, 30: success rates 1.0, 0.6, 0.1 -> the threshold is 30
+    success = pd.DataFrame(
+        {10.0: [True] * 10, 20.0: [True] * 6 + [False] * 4, 30.0: [True] + [False] * 9},
+        index=range(10),
+    )
+    level, low, high, n = survey.measured_threshold(success)
+    assert (level, n) == (30.0, 10) and low in (20.0, 30.0) and high == 30.0
+    assert survey.measured_threshold(success.iloc[:, :1])[0] == math.inf  # never stopped
+    sure = pd.DataFrame({10.0: [True] * 20, 20.0: [False] * 20}, index=range(20))
+    assert survey.measured_threshold(sure)[:3] == (20.0, 20.0, 20.0)

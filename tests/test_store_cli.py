@@ -44,3 +44,17 @@ def test_status_counts_a_profiles_stored_cells(tmp_path, monkeypatch, capsys):
     assert main(["store", "status", "--paper", "gradinvdiff", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"gradinvdiff\s+smoke: 0 of \d+ cells stored", out), out
+
+
+def test_compute_fills_a_profile_store_and_a_rerun_computes_nothing(repo, monkeypatch, capsys):
+    from gradinv.experiments import papers, profiles
+
+    cells = noise_cells(3)
+    monkeypatch.setattr(papers, "cells", lambda paper, profile, seed=0: cells)
+    monkeypatch.setattr(profiles, "read", lambda paper, profile: ({"device": "cpu"}, "x.yaml"))
+    assert main(["store", "compute", "--paper", "toy", "--profile", "cpu"]) == 0
+    assert "toy cpu: 3 cells in" in capsys.readouterr().out
+    store = RunStore(repo / "stores" / "toy" / "cpu")
+    assert all(cell.key in store for cell in cells)
+    assert main(["store", "compute", "--paper", "toy", "--profile", "cpu"]) == 0
+    assert "3 of 3 cells from the store" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradinv.cli.common import Formatter, seed, wrap
+from gradinv.cli.common import Formatter, positive_int, seed, wrap
 
 
 def add_store_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,9 @@ def add_store_parser(sub: argparse._SubParsersAction) -> None:
     compute.add_argument("--paper", required=True, help="paper name")
     compute.add_argument("--profile", default="smoke", help="profile name (default: smoke)")
     compute.add_argument("--seed", type=seed, default=None, help="default: the profile's seed")
-    compute.add_argument("--workers", type=int, default=1, help="local processes (default: 1)")
+    compute.add_argument(
+        "--workers", type=positive_int, default=1, help="local processes (default: 1)"
+    )
     compute.set_defaults(func=cmd_compute)
     merge = verbs.add_parser("merge", help="copy records from SOURCE/<paper>/<profile>/")
     merge.add_argument("source", type=Path, help="folder holding <paper>/<profile>/ stores")

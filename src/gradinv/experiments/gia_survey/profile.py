@@ -61,7 +61,7 @@ class AttackOverrides(profiles.AttackOverrides):
 
     dlg: Mapping[str, Any] = FrozenDict({"iterations": 60})
     idlg: Mapping[str, Any] = FrozenDict({"iterations": 60})
-    ig: Mapping[str, Any] = FrozenDict({"iterations": 200, "restarts": 1, "tv": 1e-3})
+    ig: Mapping[str, Any] = FrozenDict({"iterations": 200, "restarts": 1})
     cpl: Mapping[str, Any] = FrozenDict({"iterations": 60})
     gradinversion: Mapping[str, Any] = FrozenDict({"iterations": 200, "restarts": 2})
     rgap: Mapping[str, Any] = FrozenDict({"model": "lenet"})

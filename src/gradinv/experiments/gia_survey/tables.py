@@ -115,13 +115,17 @@ def fig4(records: Iterable[Record], profile: Profile, seed: int = 0):
     """Fig. 4: ``(images, table)``: unit ``seed``'s private image and every attack's
     reconstruction, then the PSNR / SSIM / LPIPS table over the units (mean, PSNR interval,
     ``n``) with the floors of the same images."""
-    return _grid(C.fig4_cells(profile, seed), records, seed, ["attack", "dataset"])
+    return _grid(
+        C.fig4_cells(profile, seed), records, seed, ["attack", "defense", "dataset", "model"]
+    )
 
 
 def fig3(records: Iterable[Record], profile: Profile, seed: int = 0):
     """Fig. 3: ``(images, table)`` for the batch; R-GAP (batch size 1 only) keeps an empty
     row with a note where the batch is larger."""
-    images, table = _grid(C.fig3_cells(profile, seed), records, seed, ["attack", "dataset"])
+    images, table = _grid(
+        C.fig3_cells(profile, seed), records, seed, ["attack", "defense", "dataset", "model"]
+    )
     missing = [a for a in profile.grid_attacks if a not in set(table["attack"])]
     dataset = dataset_for(profile.fig3.dataset, profile)
     notes = pd.DataFrame([{"attack": a, "dataset": dataset, "note": "batch size 1 only"}
@@ -161,7 +165,7 @@ def _sweep(
     images = {"ground truth": as_tensor(_found(index, first[-1]).arrays["private"])}
     for level, cell in zip([0.0, *levels], first[:-1], strict=True):
         images[f"{option}={level:g}"] = as_tensor(_found(index, cell).arrays["reconstruction"])
-    table = _attacks_then_floors(summarise(unit_rows(recs), ["attack", "level", "defense"]))
+    table = _attacks_then_floors(summarise(unit_rows(recs), ["attack", "level", "defense", "dataset"]))
     if sweep != "pruning":
         note = guarantee(defense, {}, releases=1).split(":")[0]
         table["guarantee"] = [note if d != "none" else "" for d in table["defense"]]
@@ -197,7 +201,7 @@ def defense_table(records: Iterable[Record], profile: Profile, seed: int = 0) ->
     """Beyond the paper: every attack x defense level over the units (mean, PSNR interval,
     ``n``), then the floors of the same images."""
     recs = _section(records, C.defense_table_cells(profile, seed))
-    table = summarise(unit_rows(recs), ["attack", "defense", "model"])
+    table = summarise(unit_rows(recs), ["attack", "defense", "dataset", "model"])
     return _attacks_then_floors(table)
 
 
@@ -257,7 +261,7 @@ def unit_rows(records: Iterable[Record]) -> pd.DataFrame:
         elif rec.cell.kind == "floors":
             for name in SURVEY_FLOORS:
                 rows.append({**base, "attack": name, "batch": s["batch"], "defense": "none",
-                             "level": 0.0, **rec.metrics[name]})  # fmt: skip
+                             "level": 0.0, **rec.metrics[name], "seconds": 0.0})  # fmt: skip
         elif rec.cell.kind == "federation":
             rows.append({**base, "role": s["role"], "base_method": s["method"],
                          "where": s["where"], "method": method_label(s["method"], s["where"]),
