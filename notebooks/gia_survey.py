@@ -327,6 +327,20 @@ claims.write_claims(verdicts, out)
 claims.claims_table(verdicts).drop(columns=["kind", "estimate"])
 
 # %% [markdown]
+# **What changed since the claims committed before this version** (the smoke profile at
+# commit 2a21337, `papermill_runs/gia_survey/previous_claims.csv`): every claim whose
+# verdict differs, or that is new, with its cause. Three changes explain most rows. The
+# sweeps now run the paper's iDLG beside IG (claim ids name the attack). Every claim is
+# judged on this profile's units instead of one. IG runs at its paper TV instead of a TV
+# set by hand. Table I's DP claims name the noise placement, and its CIFAR column needs
+# real CIFAR-10.
+
+# %%
+changes = survey.changes_since_previous(verdicts)
+plots.table_markdown(changes, out / "claims_changed.md")
+changes
+
+# %% [markdown]
 # **What this run says**, generated from its tables (`figures/gia_survey/summary.md`).
 # Fixed-variance noise thresholds depend on the scale of the gradients, and
 # mixed-precision quantisation can only defend against someone who sees the integer codes

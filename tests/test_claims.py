@@ -247,6 +247,23 @@ def test_failed_preconditions_make_a_claim_untestable():
 
 
 # -- claims files ----------------------------------------------------------------------------
+def test_verdict_changes_lists_changed_new_and_dropped_claims_through_renamed_ids():
+    b = base()
+    now = [judge(exceeds(), long(A=b + 3, B=b))]  # id "x", holds, n 20
+    now.append(C.untestable(Claim("new", "toy", "t", "rate", ("A",), threshold=1.0, rate=0.5),
+                            "no data"))  # fmt: skip
+    previous = C.claims_table(now).assign(verdict=["inconclusive", "holds"], n=[1, 6])
+    previous["id"] = ["old-x", "gone"]
+    table = C.verdict_changes(now, previous, lambda i: {"old-x": "x"}.get(i, i))
+    rows = {r["id"]: r for r in table.to_dict("records")}
+    assert set(rows) == {"x", "new", "gone"}
+    assert (rows["x"]["before"], rows["x"]["after"]) == ("inconclusive", "holds")
+    assert (rows["x"]["n before"], rows["x"]["n after"]) == (1, 20)
+    assert rows["new"]["before"] == "(new claim)" and rows["gone"]["after"] == "(dropped)"
+    same = C.claims_table(now)
+    assert C.verdict_changes(now, same).empty  # nothing changed
+
+
 def test_write_claims_writes_the_table_columns_to_csv_and_markdown(tmp_path):
     b = base()
     verdicts = [

@@ -260,6 +260,20 @@ def test_claims_come_out_in_the_four_verdict_vocabulary(profile, run, tmp_path):
     )  # fmt: skip
     assert "0.1:" in summary and f"**Claims** ({len(verdicts)}" in summary
     assert "**Measured thresholds**" in summary and "n = 2" in summary
+    changes = survey.changes_since_previous(verdicts, root=ROOT)
+    assert len(changes) and changes["cause"].str.len().gt(0).all()
+    assert "fig6/Gaussian/dlg/threshold" in set(changes["id"])  # a claim new here
+
+
+def test_previous_claim_ids_read_as_they_do_now():
+    from gradinv.experiments.gia_survey.verdicts import previous_id
+
+    assert previous_id("fig6/Gaussian/variance=0.1") == "fig6/Gaussian/ig/variance=0.1"
+    assert previous_id("fig7/mnist-needs-more") == "fig7/ig/mnist-needs-more"
+    assert previous_id("t1/fashion/ordering") == "t1/fashion/ordering/step"
+    assert previous_id("t1/mean/dp-gaussian-drop") == "t1/mean/dp-gaussian-drop/step"
+    assert previous_id("t1/fashion/quant-keeps") == "t1/fashion/quant-keeps"
+    assert previous_id("fig4/dlg/floor") == "fig4/dlg/floor"
 
 
 def _sweep_rows(psnr_at: dict[float, float], seeds: int = 6) -> pd.DataFrame:

@@ -45,7 +45,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -529,6 +529,37 @@ def claims_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
     return table.astype({"n": int, "estimate": float, "low": float, "high": float})
 
 
+def verdict_changes(
+    verdicts: Iterable[Verdict],
+    previous: pd.DataFrame,
+    renamed: Callable[[str], str] | None = None,
+) -> pd.DataFrame:
+    """This run's verdicts beside a previous ``claims.csv`` (``previous``), one row per claim
+    whose verdict changed, that is new, or that is gone: ``id``, ``before`` / ``after``
+    (verdict), ``n before`` / ``n after``, ``before: this run`` / ``after: this run``.
+    ``renamed`` maps a previous id to its id now (a claim split by a new arm, say)."""
+    now = claims_table(verdicts).set_index("id")
+    old = previous.assign(id=previous["id"].map(renamed or (lambda i: i))).set_index("id")
+    rows = []
+    for cid in [*now.index, *(i for i in old.index if i not in now.index)]:
+        a = now.loc[cid] if cid in now.index else None
+        b = old.loc[cid] if cid in old.index else None
+        if a is not None and b is not None and a["verdict"] == b["verdict"]:
+            continue
+        rows.append({
+            "id": cid,
+            "before": "(new claim)" if b is None else b["verdict"],
+            "after": "(dropped)" if a is None else a["verdict"],
+            "n before": 0 if b is None else int(b["n"]),
+            "n after": 0 if a is None else int(a["n"]),
+            "before: this run": "" if b is None else str(b["this run"]),
+            "after: this run": "" if a is None else str(a["this run"]),
+        })  # fmt: skip
+    columns = ["id", "before", "after", "n before", "n after", "before: this run",
+               "after: this run"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
 def count_line(verdicts: Sequence[Verdict]) -> str:
     """``**Claims** (n, `claims.md`): a holds, b does not hold, ...``: the line every
     notebook's generated summary ends with."""
@@ -688,6 +719,7 @@ __all__ = [
     "spearman_rows",
     "status_table",
     "untestable",
+    "verdict_changes",
     "wilson_interval",
     "write_claims",
 ]

@@ -165,7 +165,9 @@ def _sweep(
     images = {"ground truth": as_tensor(_found(index, first[-1]).arrays["private"])}
     for level, cell in zip([0.0, *levels], first[:-1], strict=True):
         images[f"{option}={level:g}"] = as_tensor(_found(index, cell).arrays["reconstruction"])
-    table = _attacks_then_floors(summarise(unit_rows(recs), ["attack", "level", "defense", "dataset"]))
+    table = _attacks_then_floors(
+        summarise(unit_rows(recs), ["attack", "level", "defense", "dataset"])
+    )
     if sweep != "pruning":
         note = guarantee(defense, {}, releases=1).split(":")[0]
         table["guarantee"] = [note if d != "none" else "" for d in table["defense"]]

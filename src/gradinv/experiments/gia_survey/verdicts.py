@@ -12,7 +12,7 @@ claimed at :data:`CLAIMED_RATE`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -399,8 +399,67 @@ def table1_verdicts(records: Iterable[Record], profile: Profile) -> list[Verdict
     return out
 
 
+# -- what changed since the claims committed before ----------------------------------------
+#: the claims committed before the paper's attacks ran in every sweep (the smoke profile at
+#: commit 2a21337: IG alone in Figs. 6-7, noise per local step only, one unit)
+PREVIOUS_CLAIMS = "papermill_runs/gia_survey/previous_claims.csv"
+_SWEEPS = ("Gaussian", "Laplacian", "CIFAR-10", "MNIST")
+_SPLIT = ("dp-gaussian-drop", "dp-laplacian-drop", "ordering")
+
+
+def previous_id(cid: str) -> str:
+    """A claim id of :data:`PREVIOUS_CLAIMS` as it reads now: the sweeps' claims name their
+    attack (IG then), Table I's DP claims their noise placement (per step then)."""
+    parts = cid.split("/")
+    if parts[0] in ("fig6", "fig7") and len(parts) == 3 and parts[1] in _SWEEPS:
+        return f"{parts[0]}/{parts[1]}/ig/{parts[2]}"
+    if cid == "fig7/mnist-needs-more":
+        return "fig7/ig/mnist-needs-more"
+    if parts[0] == "t1" and parts[-1] in _SPLIT or cid.startswith("t1/mean/"):
+        return f"{cid}/step"
+    return cid
+
+
+def _cause(row: Mapping, before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    cid = row["id"]
+    if row["before"] == "(new claim)":
+        new = [("/idlg/", "the paper's attack (iDLG) now runs in every sweep"),
+               ("/threshold", "the measured threshold is a new claim"),
+               ("/update", "noise on the shared update is the second placement"),
+               ("layer-cosine", "the layer-cosine attacker on the codes is new")]  # fmt: skip
+        return "; ".join(text for key, text in new if key in cid) or "a new claim"
+    causes = []
+    if row["n before"] < claims.MIN_PAIRS <= row["n after"]:
+        causes.append(f"n {row['n before']} -> {row['n after']}: enough units to judge")
+    if row["before"] == "untestable here":
+        causes.append(f"before: {before.get(cid, '')}")
+    if row["after"] in ("untestable here", "(dropped)"):
+        causes.append(f"now: {after.get(cid, 'the claim is gone')}")
+    if cid.startswith(("fig6/", "fig7/")) and "/ig/" in cid:
+        causes.append("IG at its paper TV 0.1 (the old smoke profile used a hand-set 1e-3)")
+    return "; ".join(causes) or "the profile's scale and units"
+
+
+def changes_since_previous(verdicts: Sequence[Verdict], root: str | None = None) -> pd.DataFrame:
+    """Every claim whose verdict differs from :data:`PREVIOUS_CLAIMS` (or is new), with the
+    cause of the change (:func:`claims.verdict_changes`, ids through :func:`previous_id`)."""
+    from pathlib import Path
+
+    from gradinv.reproduce import find_repo_root
+
+    previous = pd.read_csv(Path(root or find_repo_root()) / PREVIOUS_CLAIMS)
+    table = claims.verdict_changes(verdicts, previous, previous_id)
+    before = dict(zip(previous["id"].map(previous_id), previous["reason"].fillna(""), strict=True))
+    after = {v.claim.id: v.reason for v in verdicts}
+    table["cause"] = [_cause(r, before, after) for r in table.to_dict("records")]
+    return table
+
+
 __all__ = [
     "BEST_FLOOR",
+    "PREVIOUS_CLAIMS",
+    "changes_since_previous",
+    "previous_id",
     "CLAIMED_RATE",
     "DROP_TOLERANCE",
     "FL_METHODS",
