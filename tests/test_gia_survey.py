@@ -295,7 +295,7 @@ def _sweep_rows(psnr_at: dict[float, float], seeds: int = 6) -> pd.DataFrame:
     ("psnr_at", "verdict"),
     [
         ({0.0: 30.0, 1e-3: 25.0, 1e-2: 20.0, 1e-1: 5.0}, "holds"),  # the paper's picture
-        ({0.0: 5.0, 1e-3: 8.0, 1e-2: 6.0, 1e-1: 25.0}, "does not hold"),  # the opposite
+        ({0.0: 30.0, 1e-3: 8.0, 1e-2: 6.0, 1e-1: 25.0}, "does not hold"),  # the opposite
     ],
 )
 def test_sweep_claims_judge_success_rates_over_seeds(profile, psnr_at, verdict):
@@ -305,10 +305,20 @@ def test_sweep_claims_judge_success_rates_over_seeds(profile, psnr_at, verdict):
         v = found[f"fig6/Gaussian/ig/variance={level}"]
         assert v.verdict == verdict and v.n == 6 and v.claim.kind == "rate"
     assert found["fig6/Gaussian/ig/variance=0.1"].paper == "stopped from 0.1"
-    assert found["fig6/Gaussian/ig/trend"].verdict == verdict  # PSNR falls (or rises) with it
+    assert found["fig6/Gaussian/ig/undefended"].verdict == "holds"  # the attack works
+    if verdict == "holds":
+        assert found["fig6/Gaussian/ig/trend"].verdict == "holds"  # PSNR falls with it
     threshold = found["fig6/Gaussian/ig/threshold"]
     assert threshold.verdict == verdict and threshold.n == 6
     assert threshold.estimate == (0.1 if verdict == "holds" else 0.001)
+
+
+def test_defense_claims_on_an_attack_that_fails_even_undefended_are_untestable(profile):
+    rows = _sweep_rows({0.0: 5.0, 1e-3: 8.0, 1e-2: 6.0, 1e-1: 4.0})
+    found = {v.claim.id: v for v in survey.sweep_verdicts({"Gaussian": rows}, profile)}
+    assert found.pop("fig6/Gaussian/ig/undefended").verdict == "does not hold"
+    assert {v.verdict for v in found.values()} == {"untestable here"}  # not "does not hold"
+    assert all("does not succeed even without a defense" in v.reason for v in found.values())
 
 
 def test_the_measured_threshold_is_the_first_level_where_the_success_rate_falls_below_half():

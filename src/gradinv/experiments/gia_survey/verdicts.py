@@ -63,6 +63,26 @@ def _rate(cid: str, text: str, arm: str, threshold: float, succeeds: bool, repor
     )  # fmt: skip
 
 
+def undefended_verdict(rows: pd.DataFrame, attack: str, cid: str, where: str,
+                       success: float) -> Verdict:  # fmt: skip
+    """The precondition of every claim that a defense stops ``attack``: it succeeds without
+    one (level 0 of ``rows``), judged as a rate like the others."""
+    claim = _rate(cid, f"{attack} without a defense ({where})", "none", success, True,
+                  "recovered (Fig. 4)")  # fmt: skip
+    data = rows[(rows["attack"] == attack) & (rows["defense"] == "none")]
+    return claims.judge(claim, data, unit="seed", arm="defense")
+
+
+def fails_undefended(verdict: Verdict, attack: str) -> str | None:
+    """The reason a defense claim on ``attack`` is untestable when it does not succeed even
+    without a defense (``verdict``, from :func:`undefended_verdict`, does not hold): whether
+    a defense stops an attack that never worked says nothing about the defense. None
+    otherwise."""
+    if verdict.verdict != "does not hold":
+        return None
+    return f"{attack} does not succeed even without a defense ({verdict.this_run})"
+
+
 def _with_best_floor(rows: pd.DataFrame, unit: list[str]) -> pd.DataFrame:
     """``rows`` plus one :data:`BEST_FLOOR` row per unit (the highest PSNR of the floors)."""
     floors = rows[rows["attack"].isin(SURVEY_FLOORS)]
@@ -110,6 +130,7 @@ def fig5_verdicts(records: Iterable[Record], profile: Profile) -> list[Verdict]:
     hold = paper.get(("quantised gradients", "iterations without leakage", "iterations"))
     its = max(profile.fig5.snapshots)
     out = []
+    plain_fails = None
     for variant, (_, _, field) in FIG5_VARIANTS.items():
         succeeds = variant == "plain"
         said = (f"leaks within {leak:g} iterations" if leak else "leaks") if succeeds else (
@@ -120,7 +141,11 @@ def fig5_verdicts(records: Iterable[Record], profile: Profile) -> list[Verdict]:
         claim = _rate(f"fig5/{slug}",
                       f"{attack} on {name} gradients after {its} iterations (Fig. 5)",
                       variant, profile.success_psnr, succeeds, said)  # fmt: skip
-        out.append(claims.judge(claim, rows, unit="seed", arm="variant"))
+        verdict = claims.judge(claim, rows, unit="seed", arm="variant",
+                               requires=[plain_fails if field is None else None])  # fmt: skip
+        if succeeds:  # the plain variant is the precondition of the paper's attack's others
+            plain_fails = fails_undefended(verdict, attack)
+        out.append(verdict)
     return out
 
 
@@ -213,6 +238,7 @@ def sweep_verdicts(sweeps: Mapping[str, pd.DataFrame], profile: Profile) -> list
     paper6, paper7 = reported_index(None, "Fig. 6"), reported_index(None, "Fig. 7")
     success = profile.success_psnr
     out = []
+    blocked_in: dict[str, list[str]] = {}  # attack -> the sweeps where it fails undefended
     for name, rows in sweeps.items():
         noise = name in ("Gaussian", "Laplacian")
         paper = paper6 if noise else paper7
@@ -224,16 +250,19 @@ def sweep_verdicts(sweeps: Mapping[str, pd.DataFrame], profile: Profile) -> list
                       and (r == name or not noise)), None)  # fmt: skip
         said = {"leaks": f"leaks up to {leaks:g}" if leaks else "",
                 "stops": f"stopped from {stops:g}" if stops else ""}  # fmt: skip
-        for attack in [a for a in dict.fromkeys(rows["attack"])]:
+        for attack in [a for a in dict.fromkeys(rows["attack"]) if a not in SURVEY_FLOORS]:
             mine = rows[rows["attack"] == attack]
             tag = f"{figure.replace('. ', '').lower()}/{name}/{attack}"
-            out += _sweep_claims(mine, tag, f"{attack}, {name}", figure, option,
-                                 leaks if leaks else -math.inf, stops if stops else math.inf,
-                                 success, said)  # fmt: skip
+            works = undefended_verdict(mine, attack, f"{tag}/undefended", f"{name}, {figure}",
+                                       success)  # fmt: skip
+            blocked = fails_undefended(works, attack)
+            judged = _sweep_claims(mine, tag, f"{attack}, {name}", figure, option,
+                                   leaks if leaks else -math.inf, stops if stops else math.inf,
+                                   success, said)  # fmt: skip
             if stops is not None:
                 below = leaks if leaks is not None and (noise or name == "CIFAR-10") else (
                     _grid_below(grid, stops))  # fmt: skip
-                out.append(_threshold_verdict(
+                judged.append(_threshold_verdict(
                     f"{tag}/threshold", f"{attack}, {name}: the attack's success rate first "
                     f"falls below one half at {option} {stops:g} ({figure}; measured "
                     f"threshold in the paper's bracket ({below:g}, {stops:g}])",
@@ -245,7 +274,11 @@ def sweep_verdicts(sweeps: Mapping[str, pd.DataFrame], profile: Profile) -> list
                               f"{attack}: PSNR falls as the {name} noise variance grows (Fig. 6)",
                               "trend", (attack,), metric="psnr", direction="down",
                               reported="leaks at 1e-4 .. 1e-2, stopped at 1e-1")  # fmt: skip
-                out.append(claims.judge(trend, mine, unit="seed", arm="attack", level="level"))
+                judged.append(claims.judge(trend, mine, unit="seed", arm="attack", level="level"))
+            if blocked:
+                judged = [claims.untestable(v.claim, blocked) for v in judged]
+                blocked_in.setdefault(attack, []).append(name)
+            out += [works, *judged]
     pruned = {n: r for n, r in sweeps.items() if n not in ("Gaussian", "Laplacian")}
     if {"MNIST", "CIFAR-10"} <= set(pruned):
         levels = stop_levels(pd.concat(pruned.values(), ignore_index=True), success)
@@ -263,7 +296,10 @@ def sweep_verdicts(sweeps: Mapping[str, pd.DataFrame], profile: Profile) -> list
                           "exceeds", ("MNIST", "CIFAR-10"), metric="stops from",
                           reported=f"MNIST {mnist:g} vs CIFAR-10 {cifar:g} %", units="%")  # fmt: skip
             data = levels[levels["attack"] == attack]
-            out.append(claims.judge(claim, data, unit="seed", arm="arm"))
+            fails = [n for n in blocked_in.get(attack, []) if n in ("MNIST", "CIFAR-10")]
+            why = f"{attack} does not succeed even without a defense on {', '.join(fails)}"
+            out.append(claims.judge(claim, data, unit="seed", arm="arm",
+                                    requires=[why if fails else None]))  # fmt: skip
     return out
 
 
@@ -273,7 +309,7 @@ def defense_table_verdicts(records: Iterable[Record], profile: Profile) -> list[
     (codes, and the dequantising server); R-GAP is stopped by a small noise and by 1 %
     pruning. Units: attack and seed. A level the profile's table lacks: untestable."""
     rows = unit_rows(records)
-    rows = rows[rows["kind"] == "attack"]
+    rows = rows[(rows["kind"] == "attack") & (rows["batch"] == 1)]
     success = profile.success_psnr
     checks = [
         ("dp-gaussian-0.1", "dp_gaussian(variance=0.1)", "every attack, Gaussian noise of "
@@ -296,10 +332,20 @@ def defense_table_verdicts(records: Iterable[Record], profile: Profile) -> list[
         checks.append(("rgap-small-noise", label, f"R-GAP, the smallest Gaussian noise of the "
                        f"table (variance {lv:g}, Sec. IV-A)", "a small amount of noise is enough",
                        "rgap"))  # fmt: skip
+    failing = {
+        a: reason for a in dict.fromkeys(rows["attack"])
+        if (reason := fails_undefended(undefended_verdict(rows, a, "", "", success), a))
+    }  # fmt: skip
     out = []
     for cid, label, text, said, attack in checks:
         data = rows if attack is None else rows[rows["attack"] == attack]
+        if attack is None and failing:  # every attack that works undefended
+            data = data[~data["attack"].isin(failing)]
+            text = f"{text}; attacks that fail even undefended left out: {', '.join(failing)}"
         claim = _rate(f"sec4/{cid}", text, label, success, False, said)
+        if attack is not None and attack in failing:
+            out.append(claims.untestable(claim, failing[attack]))
+            continue
         if label not in set(data["defense"]):
             why = f"the attack x defense table has no {label}" + (
                 f" column for {attack}" if attack else ""
