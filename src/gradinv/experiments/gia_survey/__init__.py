@@ -65,6 +65,7 @@ from gradinv.experiments.gia_survey.profile import (
     Table1,
     attack_options,
     dataset_for,
+    image_size,
     unit_seeds,
 )
 from gradinv.experiments.gia_survey.tables import (
@@ -152,6 +153,7 @@ __all__ = [
     "fig7_cells",
     "floors_cell",
     "grid_verdicts",
+    "image_size",
     "mean_interval",
     "measured_threshold",
     "method_label",

@@ -42,6 +42,7 @@ from gradinv.experiments.gia_survey.profile import (
     Profile,
     attack_options,
     dataset_for,
+    image_size,
     unit_seeds,
 )
 
@@ -67,7 +68,7 @@ def attack_cell(
     settings = {
         "dataset": dataset,
         "model": model,
-        "size": profile.size,
+        "size": image_size(profile, dataset),
         "batch": batch,
         "attack": attack,
         "options": opts,
@@ -82,7 +83,8 @@ def floors_cell(dataset: str, profile: Profile, seed: int = 0, *, batch: int = 1
     """The cell of the data floors of the seeded private batch of ``dataset`` (the batch
     every attack cell of that dataset, size, batch and seed targets); it keeps the private
     images, which every figure shows as its ground truth."""
-    settings = {"dataset": dataset, "size": profile.size, "batch": batch, "keep": True}
+    settings = {"dataset": dataset, "size": image_size(profile, dataset), "batch": batch,
+                "keep": True}  # fmt: skip
     return Cell(PAPER, "floors", f"{_HERE}:run_floors_cell", settings, seed)
 
 
@@ -143,7 +145,7 @@ def snapshots_cell(variant: str, profile: Profile, seed: int = 0) -> Cell:
     settings = {
         "dataset": dataset,
         "model": model,
-        "size": profile.size,
+        "size": image_size(profile, dataset),
         "attack": attack,
         "options": {**opts, "iterations": max(cfg.snapshots), "snapshot_every": 1},
         "defense": defense,

@@ -237,6 +237,7 @@ class Profile:
 
     attack_model: str = "lenet5"  # Sec. IV: LeNet-5 is the global target model
     size: int = 16  # paper: 28 (MNIST) / 32 (CIFAR-10)
+    role_sizes: Mapping[str, int] = field(default_factory=FrozenDict)  # where a role differs
     seeds: int = 1  # units: seeds seed .. seed + seeds - 1, each a private image and a victim
     grid_seeds: int | None = None  # Figs. 3-4 and the attack x defense table: the first ones
     success_psnr: float = 18.0  # our threshold for "the attack reveals the image"
@@ -262,6 +263,11 @@ class Profile:
             )
         parsed = profiles.dataset_options(self.datasets)
         object.__setattr__(self, "datasets", parsed)
+        object.__setattr__(self, "role_sizes", FrozenDict(self.role_sizes))
+        for role, size in self.role_sizes.items():
+            if role not in parsed or not isinstance(size, int) or size < 1:
+                raise GradInvError(f"role_sizes: {role}: {size!r} is not a size of a role of "
+                                   f"datasets {list(parsed)}")  # fmt: skip
         _known_attacks("grid_attacks", self.grid_attacks)
         for where, names in (
             ("fig5.attack", (self.fig5.attack, self.fig5.cosine_attack)),
@@ -290,6 +296,15 @@ class Profile:
 def dataset_for(role: str, profile: Profile) -> str:
     """The dataset filling ``role``: the first of its list present on this machine."""
     return first_available(profile.datasets[role])
+
+
+def image_size(profile: Profile, dataset: str) -> int:
+    """The attacked images' size for ``dataset``: that of the first role listing it in
+    ``role_sizes`` (the paper's MNIST is 28 px, CIFAR-10 32 px), else ``size``."""
+    for role, size in profile.role_sizes.items():
+        if dataset in profile.datasets[role]:
+            return size
+    return profile.size
 
 
 def unit_seeds(profile: Profile, seed: int = 0, grid: bool = False) -> range:
