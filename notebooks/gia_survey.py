@@ -289,10 +289,10 @@ cmp_levels
 # not on this machine (see the dataset roles printed above). The `smoke` profile attacks
 # 16 px images with tens to hundreds of attack iterations on one unit and runs FedAvg for
 # a few rounds, so its claims are inconclusive by design. The `cpu` profile
-# (`papermill_runs/gia_survey/cpu.yaml`) attacks the paper's sizes (32 px CIFAR-like, 28 px
-# MNIST-like images: `role_sizes`) with the paper's budgets where they fit (iDLG and DLG 300 L-BFGS steps, IG and
-# GradInversion 2000 iterations) on 20 units (10 for the attack grids and the attack ×
-# defense table), and runs Table I for 100 rounds on 6000 training images per role, 3
+# (`papermill_runs/gia_survey/cpu.yaml`) attacks images at the paper's sizes (32 px
+# CIFAR-like, 28 px MNIST-like: `role_sizes`) with the paper's budgets where they fit
+# (iDLG and DLG 300 L-BFGS steps, IG and GradInversion 2000 iterations) on 20 units (10
+# for the attack grids and the attack × defense table), and runs Table I for 100 rounds on 6000 training images per role, 3
 # seeds: FedAvg with the paper's learning rate 0.01 has not converged by then (the Base
 # FL accuracy below is the one to compare the drops to, not the paper's 97 %), and with 3
 # seeds Table I's claims stay inconclusive. The `paper` profile runs Table I for 300
