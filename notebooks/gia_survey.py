@@ -193,13 +193,18 @@ fig5_table
 # %%
 fig6_records = run(survey.fig6_cells(settings, seed))
 fig6_results = survey.fig6(fig6_records, settings, seed)
-for name, (images, table) in fig6_results.items():
-    kind, attack = name.split(", ")
-    plots.image_row(
-        images, out / f"fig6_{kind}_{attack}.png", title=f"Fig. 6: {kind} noise, {attack}"
-    )
-    plots.table_markdown(table, out / f"fig6_{kind}_{attack}.md")
-    display(Markdown(f"**{name}**"), table)
+
+
+def show_sweeps(results: dict, figure: str, stem: str) -> None:
+    """Each sweep's image row and table (``results``: ``{"<sweep>, <attack>": ...}``)."""
+    for name, (images, table) in results.items():
+        path = out / f"{stem}_{name.replace(', ', '_')}"
+        plots.image_row(images, path.with_suffix(".png"), title=f"{figure}: {name}")
+        plots.table_markdown(table, path.with_suffix(".md"))
+        display(Markdown(f"**{name}**"), table)
+
+
+show_sweeps(fig6_results, "Fig. 6", "fig6")
 
 # %% [markdown]
 # ## Fig. 7 — gradient pruning, CIFAR-like vs MNIST-like
@@ -213,13 +218,7 @@ for name, (images, table) in fig6_results.items():
 # %%
 fig7_records = run(survey.fig7_cells(settings, seed))
 fig7_results = survey.fig7(fig7_records, settings, seed)
-for name, (images, table) in fig7_results.items():
-    role, attack = name.split(", ")
-    plots.image_row(
-        images, out / f"fig7_pruning_{role}_{attack}.png", title=f"Fig. 7: pruning, {name}"
-    )
-    plots.table_markdown(table, out / f"fig7_pruning_{role}_{attack}.md")
-    display(Markdown(f"**{name}**"), table)
+show_sweeps(fig7_results, "Fig. 7: pruning", "fig7_pruning")
 
 # %% [markdown]
 # ## Table I — what each defense costs in FedAvg accuracy
