@@ -8,11 +8,12 @@ One command on a machine that has only Python and torch (the device machine's im
    downloaded) and puts them and this checkout's ``src`` on the path;
 2. unpacks ``<bundle>/data.tar.gz`` (the offline data root and the LPIPS backbone, built
    here by ``scripts/gpu_bundle.sh``) unless ``$GRADINV_DATA`` already holds data;
-3. lists every cell of each paper's profile (``gradinv.experiments.papers.cells``: most
-   valuable first), drops those already in the committed store (``stores/<paper>/
-   <profile>``) or in ``--out``, and computes the rest one at a time, taking the papers in
+3. lists every cell of each paper's profile (``gradinv.experiments.papers.missing_cells``:
+   most valuable first, without those already in the committed store (``stores/<paper>/
+   <profile>``) or in ``--out``), and computes them one at a time, taking the papers in
    turn, until the budget is spent (a cell is not started when the time left is below the
-   longest cell of its kind seen so far);
+   longest cell of its kind seen so far); then lists again, for the cells a driver lists
+   only once earlier results are stored (values tuned on public images);
 4. leaves each new record in ``<out>/<paper>/<profile>/`` as it finishes (a killed run
    keeps them) and writes ``<out>/summary.json``.
 
@@ -76,9 +77,8 @@ def plan(papers: list[str], profile: str, out: Path) -> list[tuple[str, object]]
         seed = int(profiles.read(paper, profile)[0].get("seed", 0))
         committed = RunStore(profile_root(paper, profile, ROOT))
         new = RunStore(out / paper / profile)
-        unique = {cell.key: cell for cell in drivers.cells(paper, profile, seed)}
-        todo = [c for k, c in unique.items() if k not in committed and k not in new]
-        print(f"{paper}: {len(unique) - len(todo)} of {len(unique)} cells stored", flush=True)
+        todo = drivers.missing_cells(paper, profile, seed, [committed, new])
+        print(f"{paper}: {len(todo)} cells to compute", flush=True)
         queues.append([(paper, cell) for cell in todo])
     return [item for row in zip_longest(*queues) for item in row if item is not None]
 
@@ -103,32 +103,37 @@ def main(argv: list[str] | None = None) -> int:
 
     use_device(args.device)
     names = list(drivers.DRIVERS) if args.papers == "all" else args.papers.split(",")
-    todo = plan(names, args.profile, args.out)
     longest: dict[str, float] = defaultdict(float)
     done: dict[str, int] = defaultdict(int)
     failed: list[str] = []
+    attempted: set[str] = set()
     skipped = 0
     streak = 0  # failures in a row: a missing asset fails every cell, so stop early
     from tqdm.auto import tqdm
 
-    for paper, cell in tqdm(todo, desc="cells", unit="cell"):
-        if streak == MAX_FAILURES_IN_A_ROW:
-            skipped += 1
-            continue
-        left = args.budget - (time.monotonic() - start)
-        if left <= longest[cell.function] or left <= 0:
-            skipped += 1
-            continue
-        began = time.monotonic()
-        try:
-            run_cells([cell], RunStore(args.out / paper / args.profile), progress=False)
-        except CellsFailed as exc:
-            failed.append(f"{cell.label()}: {exc.failures[0].error}")
-            streak += 1
-        else:
-            done[paper] += 1
-            streak = 0
-        longest[cell.function] = max(longest[cell.function], time.monotonic() - began)
+    # a driver lists cells that need earlier results (tuned values) once those are stored:
+    # plan again after each pass until a pass has nothing new to start
+    while todo := [(p, c) for p, c in plan(names, args.profile, args.out)
+                   if c.key not in attempted]:  # fmt: skip
+        for paper, cell in tqdm(todo, desc="cells", unit="cell"):
+            attempted.add(cell.key)
+            if streak == MAX_FAILURES_IN_A_ROW:
+                skipped += 1
+                continue
+            left = args.budget - (time.monotonic() - start)
+            if left <= longest[cell.function] or left <= 0:
+                skipped += 1
+                continue
+            began = time.monotonic()
+            try:
+                run_cells([cell], RunStore(args.out / paper / args.profile), progress=False)
+            except CellsFailed as exc:
+                failed.append(f"{cell.label()}: {exc.failures[0].error}")
+                streak += 1
+            else:
+                done[paper] += 1
+                streak = 0
+            longest[cell.function] = max(longest[cell.function], time.monotonic() - began)
     summary = {
         "profile": args.profile,
         "device": args.device,

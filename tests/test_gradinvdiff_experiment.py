@@ -33,7 +33,20 @@ TINY = {
     "table2": {"role": "Acevedo-20", "networks": ["lenet7"], "images": 1,
                "variants": ["GradInvDiff", "batch 4"]},
     "fig2": {"role": "Acevedo-20", "network": "lenet7", "snapshots": 2},
+    "tuning": {"images": 1, "grids": {"ggdm": {"option": "gamma", "values": [10.0, 1.0]},
+                                      "gradinvdiff": {"option": "amo_lr", "values": [0.01, 0.1]}}},
 }  # fmt: skip
+#: what tuning would choose, for the tests that list cells without running them
+TUNED = {("Acevedo-20", "lenet7", "gradinvdiff"): {"amo_lr": 0.01},
+         ("Acevedo-20", "lenet7", "ggdm"): {"gamma": 10.0}}  # fmt: skip
+
+
+def compute_all(profile: gid.Profile, store: RunStore) -> list:
+    """Every cell of the profile, listed again after each pass (tuned cells appear once
+    their tuning is stored), as ``gradinv store compute`` does; the records, in order."""
+    while todo := [c for c in gid.all_cells(profile, stores=[store]) if c.key not in store]:
+        run_cells(todo, store, progress=False)
+    return run_cells(gid.all_cells(profile, stores=[store]), store, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +58,7 @@ def profile() -> gid.Profile:
 def run(profile, tmp_path_factory):
     """The tiny grid computed once into a fresh store: (store, records)."""
     store = RunStore(tmp_path_factory.mktemp("store"))
-    return store, run_cells(gid.all_cells(profile), store, progress=False)
+    return store, compute_all(profile, store)
 
 
 # -- profile ----------------------------------------------------------------------------------
@@ -84,6 +97,13 @@ def test_profile_checks_roles_variants_and_methods():
         options.build(gid.Profile, {"table1": {"methods": ["gradinvdif"]}}, "p")
     with pytest.raises(GradInvError, match="fig2.role"):
         options.build(gid.Profile, {"fig2": {"role": "CheXpert"}}, "p")
+    with pytest.raises(GradInvError, match="same budget"):
+        options.build(gid.Profile, {"tuning": {"grids": {
+            "ggdm": {"option": "gamma", "values": [1.0, 10.0]},
+            "gradinvdiff": {"option": "amo_lr", "values": [0.01]}}}}, "p")  # fmt: skip
+    with pytest.raises(GradInvError, match="no option gama"):
+        options.build(gid.Profile, {"tuning": {"grids": {
+            "ggdm": {"option": "gama", "values": [1.0]}}}}, "p")  # fmt: skip
 
 
 # -- cells --------------------------------------------------------------------------------------
@@ -91,22 +111,38 @@ def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
     keys = [c.key for c in gid.all_cells(profile)]
     again = options.build(gid.Profile, dict(reversed(list(TINY.items()))), "tiny profile")
     assert keys == [c.key for c in gid.all_cells(again)]  # same profile: same keys
-    assert set(keys).isdisjoint(c.key for c in gid.table1_cells(profile, seed=1))
+    assert set(keys).isdisjoint(c.key for c in gid.table1_cells(profile, seed=1, tuned=TUNED))
     more = dataclasses.replace(profile, attacks=options.build(
         gid.AttackOverrides, {**TINY["attacks"], "ig": {"iterations": 6}}, "attacks"))  # fmt: skip
     changed = [
         a.key != b.key
-        for a, b in zip(gid.table1_cells(profile), gid.table1_cells(more), strict=True)
-    ]
+        for a, b in zip(gid.table1_cells(profile, tuned=TUNED),
+                        gid.table1_cells(more, tuned=TUNED), strict=True)
+    ]  # fmt: skip
     assert changed == [True, False, False]  # the IG cell only (then GradInvDiff, the floors)
     # the Table 2 floors of image 0 are Table 1's: one cell, computed once
-    t1 = {c.key for c in gid.table1_cells(profile) if c.kind == "floors"}
-    assert t1 == {c.key for c in gid.table2_cells(profile) if c.kind == "floors"}
+    t1 = {c.key for c in gid.table1_cells(profile, tuned=TUNED) if c.kind == "floors"}
+    assert t1 == {c.key for c in gid.table2_cells(profile, tuned=TUNED) if c.kind == "floors"}
+
+
+def test_tuned_methods_wait_for_their_tuning_on_public_images(profile):
+    tuning = gid.tuning_cells(profile)
+    assert {c.settings["split"] for c in tuning} == {"public"}  # never the evaluation images
+    assert len(tuning) == 2 * 2  # two methods x two values x one image x one pair
+    assert {c.settings["method"] for c in tuning} == {"ggdm", "gradinvdiff"}
+    # before tuning: no GradInvDiff in Table 1, no Table 2 or Fig. 2; after: all, tuned
+    untuned = gid.table1_cells(profile)
+    assert {c.settings.get("method") for c in untuned if c.kind == "attack"} == {"ig"}
+    assert gid.table2_cells(profile) == [] and gid.fig2_cells(profile) == []
+    cells = gid.table1_cells(profile, tuned=TUNED)
+    gdiff = [c for c in cells if c.settings.get("method") == "gradinvdiff"]
+    assert gdiff and all(c.settings["options"]["amo_lr"] == 0.01 for c in gdiff)
+    assert all(c.settings["split"] == "test" for c in cells if c.kind == "attack")
 
 
 def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, capsys):
     store, records = run
-    cells = gid.all_cells(profile)
+    cells = gid.all_cells(profile, stores=[store])
     again = run_cells(cells, store, progress=True)
     n = len(cells)
     assert f"{n} of {n} cells from the store" in capsys.readouterr().err
@@ -121,8 +157,20 @@ def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, 
 
 def test_a_recomputed_cell_gives_the_same_record_so_stores_merge_cleanly(profile, run, tmp_path):
     store, records = run
-    cells = gid.table1_cells(profile)
+    cells = gid.table1_cells(profile, tuned=gid.tuned_options(records, profile))
     assert_recomputed_cells_merge(cells, records, store, tmp_path)
+
+
+def test_tuning_picks_the_best_mean_psnr_per_role_network_and_method(profile, run):
+    _, records = run
+    tuned = gid.tuned_options(records, profile)
+    assert set(tuned) == {("Acevedo-20", "lenet7", m) for m in ("ggdm", "gradinvdiff")}
+    table = gid.tuning_table(records, profile)
+    assert len(table) == 4 and (table["n"] == 1).all()
+    for (role, net, method), grp in table.groupby(["role", "network", "method"]):
+        best = grp.loc[grp["psnr"].idxmax(), "value"]
+        assert tuned[(role, net, method)] == {grp["option"].iloc[0]: best}
+        assert grp["chosen"].sum() == 1 and grp.loc[grp["chosen"], "value"].item() == best
 
 
 # -- tables, figures, claims -------------------------------------------------------------------

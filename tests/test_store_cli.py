@@ -50,11 +50,29 @@ def test_compute_fills_a_profile_store_and_a_rerun_computes_nothing(repo, monkey
     from gradinv.experiments import papers, profiles
 
     cells = noise_cells(3)
-    monkeypatch.setattr(papers, "cells", lambda paper, profile, seed=0: cells)
+    monkeypatch.setattr(papers, "cells", lambda paper, profile, seed=0, stores=(): cells)
     monkeypatch.setattr(profiles, "read", lambda paper, profile: ({"device": "cpu"}, "x.yaml"))
     assert main(["store", "compute", "--paper", "toy", "--profile", "cpu"]) == 0
-    assert "toy cpu: 3 cells in" in capsys.readouterr().out
+    assert "toy cpu: computing 3 of 3 cells listed" in capsys.readouterr().out
     store = RunStore(repo / "stores" / "toy" / "cpu")
     assert all(cell.key in store for cell in cells)
     assert main(["store", "compute", "--paper", "toy", "--profile", "cpu"]) == 0
-    assert "3 of 3 cells from the store" in capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "computing" not in out and "toy cpu: 3 of 3 cells stored" in out
+
+
+def test_compute_lists_again_until_cells_that_need_stored_results_are_done(repo, monkeypatch):
+    """A driver that lists its second phase (tuned cells) once the first is stored."""
+    from gradinv.experiments import papers, profiles
+
+    first, second = noise_cells(2), [Cell("toy", "noise", "engine_toy:noise", {"n": 9}, seed=7)]
+
+    def cells(paper, profile, seed=0, stores=()):
+        done = all(any(c.key in st for st in stores) for c in first)
+        return first + (second if done else [])
+
+    monkeypatch.setattr(papers, "cells", cells)
+    monkeypatch.setattr(profiles, "read", lambda paper, profile: ({"device": "cpu"}, "x.yaml"))
+    assert main(["store", "compute", "--paper", "toy", "--profile", "cpu"]) == 0
+    store = RunStore(repo / "stores" / "toy" / "cpu")
+    assert all(c.key in store for c in first + second)

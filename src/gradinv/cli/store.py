@@ -78,11 +78,16 @@ def cmd_compute(args: argparse.Namespace) -> int:
     from gradinv.experiments.engine import RunStore, profile_root, run_cells
 
     use_device(str(profiles.read(args.paper, args.profile)[0].get("device", "auto")))
-    cells = papers.cells(args.paper, args.profile, _profile_seed(args.paper, args.profile,
-                                                                 args.seed))  # fmt: skip
+    run_seed = _profile_seed(args.paper, args.profile, args.seed)
     store = RunStore(profile_root(args.paper, args.profile))
-    records = run_cells(cells, store, workers=args.workers)
-    print(f"{args.paper} {args.profile}: {len(records)} cells in {store.root}")
+    # a driver lists the cells that need earlier results (tuned values) once those are in
+    # the store: compute, list again, until nothing is missing
+    while todo := papers.missing_cells(args.paper, args.profile, run_seed, [store]):
+        total = len({c.key for c in papers.cells(args.paper, args.profile, run_seed, [store])})
+        print(f"{args.paper} {args.profile}: computing {len(todo)} of {total} cells listed")
+        run_cells(todo, store, workers=args.workers)
+    total = len({c.key for c in papers.cells(args.paper, args.profile, run_seed, [store])})
+    print(f"{args.paper} {args.profile}: {total} of {total} cells stored in {store.root}")
     return 0
 
 

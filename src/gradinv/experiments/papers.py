@@ -1,17 +1,20 @@
 """The paper drivers the experiment engine knows: each is a package
 ``gradinv.experiments.<paper>`` exposing ``PAPER``, its typed ``Profile`` and
-``all_cells(profile, seed)`` (every cell of its notebook, most valuable first), which is
-what ``scripts/gpu.py`` and ``gradinv reproduce`` need to compute a profile outside the
+``all_cells(profile, seed)`` (every cell of its notebook, most valuable first; optionally
+``stores=``, the run stores its later cells' inputs are read from), which is what
+``scripts/gpu.py`` and ``gradinv store compute`` need to compute a profile outside the
 notebook."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Sequence
 from types import ModuleType
 
 from gradinv.errors import GradInvError
 from gradinv.experiments import profiles
-from gradinv.experiments.engine import Cell
+from gradinv.experiments.engine import Cell, RunStore
 
 #: Papers whose driver runs on the engine, in the order their notebooks are listed.
 DRIVERS = ("gia_survey", "gradinvdiff", "ggss_r", "gidm", "shadow_defense")
@@ -28,10 +31,21 @@ def driver(paper: str) -> ModuleType:
     return module
 
 
-def cells(paper: str, profile: str, seed: int = 0) -> list[Cell]:
-    """Every cell of ``paper``'s notebook under ``profile``, most valuable first."""
+def cells(paper: str, profile: str, seed: int = 0, stores: Sequence[RunStore] = ()) -> list[Cell]:
+    """Every cell of ``paper``'s notebook under ``profile``, most valuable first. A driver
+    whose later cells depend on earlier results (tuned values) lists them once those
+    results are in ``stores``: list again after computing (:func:`missing_cells`)."""
     module = driver(paper)
-    return module.all_cells(profiles.load(paper, profile, module.Profile), seed)
+    settings = profiles.load(paper, profile, module.Profile)
+    if "stores" in inspect.signature(module.all_cells).parameters:
+        return module.all_cells(settings, seed, stores=stores)
+    return module.all_cells(settings, seed)
 
 
-__all__ = ["DRIVERS", "cells", "driver"]
+def missing_cells(paper: str, profile: str, seed: int, stores: Sequence[RunStore]) -> list[Cell]:
+    """The cells of :func:`cells` in none of ``stores``, each once, in order."""
+    unique = {c.key: c for c in cells(paper, profile, seed, stores)}
+    return [c for k, c in unique.items() if not any(k in st for st in stores)]
+
+
+__all__ = ["DRIVERS", "cells", "driver", "missing_cells"]

@@ -40,6 +40,10 @@ from gradinv.experiments.gradinvdiff.cells import (
     sample_cells,
     table1_cells,
     table2_cells,
+    tuned_options,
+    tuned_pairs,
+    tuning_cells,
+    tuning_rows,
 )
 from gradinv.experiments.gradinvdiff.profile import (
     GUIDED,
@@ -58,6 +62,7 @@ from gradinv.experiments.gradinvdiff.profile import (
     Profile,
     Table1,
     Table2,
+    Tuning,
     attack_options,
     ensure_priors,
     networks_and_roles,
@@ -77,6 +82,7 @@ from gradinv.experiments.gradinvdiff.tables import (
     summary_markdown,
     table1_rows,
     table2_rows,
+    tuning_table,
 )
 from gradinv.experiments.gradinvdiff.verdicts import (
     BEST_FLOOR,
@@ -91,7 +97,9 @@ from gradinv.experiments.gradinvdiff.verdicts import (
 )
 
 __all__ = [
+    "AttackOverrides",
     "BEST_FLOOR",
+    "Fig2",
     "GUIDED",
     "LABELS",
     "MARGINAL_DROP_DB",
@@ -100,19 +108,18 @@ __all__ = [
     "NETWORKS",
     "PAPER",
     "PSNR_CAP",
-    "SAMPLES_PER_PRIOR",
-    "T1_CLAIMS",
-    "T2_CLAIMS",
-    "VARIANTS",
-    "VARIANT_OF",
-    "AttackOverrides",
-    "Fig2",
     "Plane",
     "Planes",
     "PriorSettings",
     "Profile",
+    "SAMPLES_PER_PRIOR",
+    "T1_CLAIMS",
+    "T2_CLAIMS",
     "Table1",
     "Table2",
+    "Tuning",
+    "VARIANTS",
+    "VARIANT_OF",
     "all_cells",
     "attack_cell",
     "attack_options",
@@ -145,4 +152,9 @@ __all__ = [
     "table2_claims",
     "table2_rows",
     "table2_verdicts",
+    "tuned_options",
+    "tuned_pairs",
+    "tuning_cells",
+    "tuning_rows",
+    "tuning_table",
 ]

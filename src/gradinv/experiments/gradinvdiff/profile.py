@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gradinv import data, options
+from gradinv import attacks, data, options
 from gradinv.errors import GradInvError
 from gradinv.experiments import profiles
 from gradinv.experiments.common import first_available
 from gradinv.experiments.engine import FrozenDict
+from gradinv.experiments.tuning import Grid, same_budget
 from gradinv.priors import TrainConfig, ensure_prior, prior_name
 
 PAPER = "gradinvdiff"
@@ -159,6 +160,44 @@ class Table2:
             raise GradInvError(f"table2.images must be at least 1, got {self.images}")
 
 
+def _default_grids() -> dict[str, Grid]:
+    return {
+        "ggdm": Grid("gamma", (10.0,)),
+        "ggdm_x0": Grid("gamma", (10.0,)),
+        "gradinvdiff": Grid("amo_lr", (0.01,)),
+    }
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The guided methods' free options, tuned per role and victim on ``images`` *public*
+    images of the role's first plane (never on the private test images they are evaluated
+    on): ``grids`` maps a method to the option and values tried (:class:`~gradinv.
+    experiments.tuning.Grid`), every method with as many values (the same budget). The
+    value with the best mean PSNR is used in every table and figure."""
+
+    images: int = 1
+    grids: Mapping[str, Grid] = field(default_factory=_default_grids)
+
+    def __post_init__(self) -> None:
+        if self.images < 1:
+            raise GradInvError(f"tuning.images must be at least 1, got {self.images}")
+        grids = {}
+        for method, grid in dict(self.grids).items():
+            if method not in LABELS:
+                raise GradInvError(
+                    f"tuning.grids: unknown method {method!r}; known: {list(LABELS)}"
+                )
+            if isinstance(grid, Mapping):
+                grid = options.build(Grid, grid, f"tuning.grids.{method}")
+            attack, fixed = VARIANT_OF.get(method, (method, {}))
+            for value in grid.values:  # an option the method's Config lacks is an error now
+                attacks.make_config(attack, **{**fixed, grid.option: value})
+            grids[method] = grid
+        same_budget(grids)
+        object.__setattr__(self, "grids", FrozenDict(grids))
+
+
 @dataclass(frozen=True)
 class Fig2:
     """Fig. 2: the role and network of the private image; snapshots per path."""
@@ -206,6 +245,7 @@ class Profile:
     table1: Table1 = field(default_factory=Table1)
     table2: Table2 = field(default_factory=Table2)
     fig2: Fig2 = field(default_factory=Fig2)
+    tuning: Tuning = field(default_factory=Tuning)
 
     def __post_init__(self) -> None:
         if self.size < 1 or self.images < 1:

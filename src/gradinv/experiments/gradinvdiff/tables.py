@@ -22,7 +22,7 @@ from gradinv.experiments.floors import (
     PUBLIC_MEAN,
     is_floor,
 )
-from gradinv.experiments.gradinvdiff.profile import LABELS, METRICS, NETWORKS, PAPER
+from gradinv.experiments.gradinvdiff.profile import LABELS, METRICS, NETWORKS, PAPER, Profile
 from gradinv.pipeline import defense_label
 from gradinv.priors import SamplePath
 
@@ -71,11 +71,16 @@ def _floors_index(records: Iterable[Record]) -> dict[tuple[Any, ...], Record]:
     return {_image_key(r.cell.settings, r.cell.seed): r for r in of_kind(records, "floors")}
 
 
+def _private_attacks(records: Iterable[Record]) -> list[Record]:
+    """The attack records on private images (not the tuning runs on public ones)."""
+    return [r for r in of_kind(records, "attack") if r.cell.settings["split"] != "public"]
+
+
 def table1_rows(records: Iterable[Record]) -> pd.DataFrame:
     """Table 1's per-image rows from the records of :func:`table1_cells`: every method, then
     the floors of that image (``method`` = floor name), per network, role, plane and image."""
     records = list(records)
-    attacks_ = [r for r in of_kind(records, "attack") if "variant" not in r.cell.settings]
+    attacks_ = [r for r in _private_attacks(records) if "variant" not in r.cell.settings]
     floors = _floors_index(records)
     cols = ["role", "network", "dataset", "plane", "image", "method"]
     rows: list[dict[str, Any]] = []
@@ -111,7 +116,7 @@ def table2_rows(records: Iterable[Record]) -> pd.DataFrame:
     """Table 2's per-image rows from the records of :func:`table2_cells`: every variant per
     network, then the floors of the network's images (``variant`` = floor name)."""
     records = list(records)
-    attacks_ = [r for r in of_kind(records, "attack") if "variant" in r.cell.settings]
+    attacks_ = [r for r in _private_attacks(records) if "variant" in r.cell.settings]
     floors = _floors_index(records)
     rows: list[dict[str, Any]] = []
     by_net: dict[str, list[tuple[Record, dict[str, Any]]]] = {}
@@ -139,9 +144,9 @@ def fig3_grid(records: Iterable[Record]) -> dict[str, dict[str, torch.Tensor]]:
     private image, every method's reconstruction and the floors, for the kept cells."""
     records = list(records)
     floors = _floors_index(records)
-    kept = [r for r in of_kind(records, "attack") if "reconstruction" in r.arrays]
+    kept = [r for r in _private_attacks(records) if "reconstruction" in r.arrays]
     planes: dict[str, set[str]] = {}
-    for r in of_kind(records, "attack"):
+    for r in _private_attacks(records):
         planes.setdefault(r.cell.settings["role"], set()).add(r.cell.settings["plane"])
     grid: dict[str, dict[str, torch.Tensor]] = {}
     for rec in kept:
@@ -182,6 +187,26 @@ def prior_samples(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
         }
         for r in of_kind(records, "samples")
     }
+
+
+def tuning_table(records: Iterable[Record], profile: Profile) -> pd.DataFrame:
+    """Tuning on public images: per role, network, method and tried value, the mean PSNR /
+    SSIM over the tuning images and ``n``; ``chosen`` marks the value the tables use
+    (:func:`~gradinv.experiments.gradinvdiff.cells.tuned_options`)."""
+    from gradinv.experiments.gradinvdiff.cells import tuned_options, tuning_rows
+
+    rows = tuning_rows(records)
+    if rows.empty:
+        return rows
+    keys = ["role", "network", "method", "option", "value"]
+    table = rows.groupby(keys, sort=False)[["psnr", "ssim"]].mean().reset_index()
+    table["n"] = rows.groupby(keys, sort=False).size().to_numpy()
+    chosen = tuned_options(records, profile)
+    table["chosen"] = [
+        chosen[(r["role"], r["network"], r["method"])][r["option"]] == r["value"]
+        for r in table.to_dict("records")
+    ]
+    return table
 
 
 def summarise(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
