@@ -129,9 +129,10 @@ fig = plots.image_grid(
 # **GGDM** (eq. 5) shifts each DDPM mean along the gradient of the cosine similarity,
 # $x_{t-1} = \mu_\theta + \Sigma_\theta(\gamma\Sigma_\theta\nabla_{x_t}\cos(\hat g, g) + \epsilon)$,
 # with a constant scale $\gamma$. Our choices (parameters of `gradinv.attacks.ggdm`): the victim
-# sees $x_t$ itself (eq. 5 read literally, `guide_on="x_t"`), the gradient is rescaled to unit
-# RMS per image (its raw size is $10^{-13}$ per pixel on LeNet7 and orders of magnitude
-# larger on ResNet18), and $\gamma = 10$ (tuned on one *train*-split chest image).
+# sees $x_t$ itself (eq. 5 read literally, `guide_on="x_t"`; GGDM-x0 below is the other
+# reading), the gradient is rescaled to unit RMS per image (its raw size differs by orders
+# of magnitude between LeNet7 and ResNet18), and $\gamma$ is tuned per role and victim on
+# public images (next section).
 #
 # **GradInvDiff** (`gradinv.attacks.gradinvdiff`) at every reverse step:
 # 1. AMO: $K = 5$ Adam steps ($\eta = 0.01$) on the mean $\mu$ against $\mathcal D$; $\mu_t^\*$ is
@@ -144,9 +145,11 @@ fig = plots.image_grid(
 #
 # Where the paper is silent we chose, and made parameters: Adam sees $\mathcal D$ divided by
 # its value at the start of the step (Adam is scale-free except for its $\epsilon = 10^{-8}$,
-# which otherwise freezes AMO when $\mathcal D \approx 10^{-10}$); "w/o AMO" keeps
-# $\bar\mu = \mu_\theta$ and projects the noise on one plain gradient step; the smoke profile
-# respaces the 1000 steps to 50.
+# which otherwise freezes AMO when $\mathcal D \approx 10^{-10}$); "w/o AMO" keeps guidance:
+# it takes eq. 5's guided mean $\bar\mu = \mu_\theta - \gamma\Sigma^2\nabla_\mu\mathcal D$ in place of
+# AMO's and projects the noise on $\bar\mu - \mu_\theta$ (`without_amo="eq5"`; the unguided
+# reading, `"unguided"`, would make "AMO matters" hold by construction); AMO's step $\eta$ is
+# tuned on public images; the smoke profile respaces the 1000 steps to 50.
 #
 # ## Tuning on public images
 #
@@ -192,9 +195,11 @@ fig = plots.image_grid(
 # Beyond the paper, one more row, **GGDM-x0**: GGDM with the victim evaluated on the clean estimate
 # $\hat x_0(x_t)$ and the guidance differentiated through the noise predictor
 # (`guide_on="x0"`), a stronger reading of eq. 5 that shows how much the baseline depends on
-# that unstated choice. DLG and iDLG use L-BFGS with torch's default tolerances, as their
-# code does; on the sigmoid LeNet7 the squared-L2 distance of a random start is already
-# ~$10^{-8}$, so L-BFGS stops after its first step and the result is the clamped noise.
+# that unstated choice. LeNet7 starts from DLG's initialisation (uniform in $\pm 0.5$, as
+# DLG's code), under which its six sigmoids pass gradients that carry signal (PyTorch's
+# default init made them ~$10^{-8}$ and stopped L-BFGS at its first step:
+# `lenet7-pytorch`); DLG's and iDLG's L-BFGS tolerances are relative to each image's first
+# gradient.
 
 # %%
 t1_records = run(gid.table1_cells(settings, seed, tuned))

@@ -218,13 +218,14 @@ def test_claims_come_out_in_the_four_verdict_vocabulary(run, tmp_path):
     assert f"{len(verdicts)} inconclusive" in summary
 
 
-def _rows(diff: float, images: int = 6) -> pd.DataFrame:
-    """Table 1 rows of one cell where GradInvDiff is ``diff`` dB above GGDM and the floors."""
+def _rows(diff: float, images: int = 6, floor: float = -1.0) -> pd.DataFrame:
+    """Table 1 rows of one cell where GradInvDiff is ``diff`` dB above GGDM, and the floors
+    ``floor`` dB from GGDM."""
     rows = []
     for k in range(images):
         base = 15.0 + 0.3 * k
         for method, psnr in [("GradInvDiff", base + diff + 0.1 * (k % 2)), ("GGDM", base),
-                             *((f, base - 1.0) for f in FLOORS)]:  # fmt: skip
+                             *((f, base + floor) for f in FLOORS)]:  # fmt: skip
             rows.append({"role": "Acevedo-20", "network": "LeNet", "plane": "microscopy",
                          "image": k, "method": method, "psnr": psnr,
                          "lpips": 0.5 - psnr / 100})  # fmt: skip
@@ -248,3 +249,10 @@ def test_profile_file_is_found_through_the_repository_root(tmp_path, monkeypatch
     assert profiles.load(gid.PAPER, "smoke", gid.Profile).size == 32
     with pytest.raises(GradInvError, match="no profile 'cpu'.*profiles present: smoke"):
         profiles.load(gid.PAPER, "cpu", gid.Profile)
+
+
+def test_a_win_below_the_floors_is_not_a_win():
+    verdicts = {v.claim.id: v for v in gid.table1_verdicts(_rows(2.0, floor=5.0))}
+    assert verdicts["t1/Acevedo-20/LeNet/floors/psnr"].verdict == "does not hold"
+    win = verdicts["t1/Acevedo-20/LeNet/ggdm/psnr"]
+    assert win.verdict == "inconclusive" and "not above the best floor" in win.reason

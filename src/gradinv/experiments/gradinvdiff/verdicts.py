@@ -4,6 +4,7 @@ the paper's numbers from ``papermill_runs/gradinvdiff/reported.csv``."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -150,11 +151,36 @@ def table2_claims(
 
 
 def table1_verdicts(rows: pd.DataFrame, reported: pd.DataFrame | None = None) -> list[Verdict]:
-    """:func:`table1_claims` judged (units: plane and image)."""
-    return [
+    """:func:`table1_claims` judged (units: plane and image). A win of GradInvDiff over
+    another attack where GradInvDiff does not beat the best floor (that claim does not hold
+    for the same role, network and metric) is not a win: both reveal less than the public
+    data alone, so it becomes inconclusive, with that reason (:func:`below_the_floors`)."""
+    verdicts = [
         claims.judge(c, d, unit=["plane", "image"], arm="method")
         for c, d in table1_claims(rows, reported)
     ]
+    return below_the_floors(verdicts)
+
+
+def below_the_floors(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """``verdicts`` with every "holds" of a ``t1/<role>/<net>/<rival>/<metric>`` claim
+    turned inconclusive where ``t1/<role>/<net>/floors/<metric>`` does not hold."""
+    floors = {v.claim.id: v for v in verdicts if v.claim.id.split("/")[3] == "floors"}
+    out = []
+    for v in verdicts:
+        role, net, rival, metric = v.claim.id.split("/")[1:]
+        floor = floors.get(f"t1/{role}/{net}/floors/{metric}")
+        if (
+            rival != "floors"
+            and v.verdict == "holds"
+            and floor
+            and floor.verdict == "does not hold"
+        ):
+            v = dataclasses.replace(v, verdict="inconclusive", reason=(
+                f"{v.reason}; but GradInvDiff is not above the best floor here "
+                f"({floor.this_run}): a win below the floors shows no better leak"))  # fmt: skip
+        out.append(v)
+    return out
 
 
 def table2_verdicts(rows: pd.DataFrame, reported: pd.DataFrame | None = None) -> list[Verdict]:
