@@ -192,6 +192,11 @@ fig = plots.image_grid(
 #
 # Every method attacks the same private image with the same freshly initialised victim
 # (training mode, batch 1). LiTS is averaged over its three planes, as in the paper.
+# Beyond the paper, one more role, **Head MR (brain prior)**: its targets are head MR
+# slices of another subject from another package (pydicom's data), attacked with the prior
+# trained on the MNI152 brain template, the way a user would reuse a shipped prior on their
+# own scans. The paper's roles draw targets and prior from one source; this one shows what
+# the prior is worth when they differ.
 # Beyond the paper, one more row, **GGDM-x0**: GGDM with the victim evaluated on the clean estimate
 # $\hat x_0(x_t)$ and the guidance differentiated through the noise predictor
 # (`guide_on="x0"`), a stronger reading of eq. 5 that shows how much the baseline depends on

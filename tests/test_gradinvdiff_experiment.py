@@ -256,3 +256,17 @@ def test_a_win_below_the_floors_is_not_a_win():
     assert verdicts["t1/Acevedo-20/LeNet/floors/psnr"].verdict == "does not hold"
     win = verdicts["t1/Acevedo-20/LeNet/ggdm/psnr"]
     assert win.verdict == "inconclusive" and "not above the best floor" in win.reason
+
+
+def test_the_other_source_role_attacks_its_targets_with_another_datasets_prior():
+    smoke = profiles.load(gid.PAPER, "smoke", gid.Profile, root=ROOT)
+    (plane,) = gid.planes_for(gid.OTHER_SOURCE, smoke)
+    assert (plane.dataset, plane.prior_dataset) == ("mr", "brain_mri")
+    cell = gid.attack_cell(gid.OTHER_SOURCE, plane, "lenet7", "gradinvdiff", 0, smoke,
+                           tuned={"amo_lr": 0.01})  # fmt: skip
+    assert cell.settings["dataset"] == "mr" and cell.settings["split"] == "test"
+    assert cell.settings["options"]["prior"] == "brain_mri-32"
+    assert cell.settings["options"]["aux_dataset"] == "mr"  # the task's own public data
+    assert gid.floors_cell(plane, 0, smoke).settings["prior"] == "brain_mri-32"
+    priors = [c.settings["prior"] for c in gid.sample_cells(smoke)]
+    assert len(priors) == len(set(priors))  # a prior two roles share is sampled once

@@ -77,7 +77,7 @@ def attack_cell(
     of ``plane``'s ``split`` (``test``: private; ``public``: tuning), attacking ``network``
     with the Config options ``tuned`` chose; ``keep``: store the reconstruction."""
     attack, extra = VARIANT_OF.get(method, (method, {}))
-    prior = prior_name(plane.dataset, profile.size)
+    prior = prior_name(plane.prior_dataset, profile.size)
     opts = {**attack_options(attack, profile, prior, plane.dataset), **extra, **(tuned or {})}
     settings: dict[str, Any] = {
         "role": role,
@@ -116,7 +116,7 @@ def floors_cell(plane: Plane, image: int, profile: Profile, seed: int = 0) -> Ce
         "label": plane.label,
         "size": profile.size,
         "image": image,
-        "prior": prior_name(plane.dataset, profile.size),
+        "prior": prior_name(plane.prior_dataset, profile.size),
         "steps": sampling_steps(profile),
         "keep": image == 0,
     }
@@ -234,7 +234,7 @@ def fig2_cells(profile: Profile, seed: int = 0, tuned: Tuned | None = None) -> l
     the guided ones with their ``tuned`` values (no cell until tuning has run)."""
     cfg = profile.fig2
     plane = planes_for(cfg.role, profile)[0]
-    prior = prior_name(plane.dataset, profile.size)
+    prior = prior_name(plane.prior_dataset, profile.size)
     steps = sampling_steps(profile)
     chosen = {m: _tuned(tuned, profile, cfg.role, cfg.network, m) for m in GUIDED}
     if any(v is None for v in chosen.values()):
@@ -258,11 +258,15 @@ def fig2_cells(profile: Profile, seed: int = 0, tuned: Tuned | None = None) -> l
 
 
 def sample_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Unguided samples of the prior of each role's first plane."""
+    """Unguided samples of the prior of each role's first plane (a prior two roles share,
+    once, under the first role)."""
     present = present_datasets()
-    out = []
+    out, seen = [], set()
     for role in profile.datasets:
-        dataset = planes_for(role, profile, present)[0].dataset
+        dataset = planes_for(role, profile, present)[0].prior_dataset
+        if dataset in seen:
+            continue
+        seen.add(dataset)
         settings = {
             "role": role,
             "dataset": dataset,

@@ -35,6 +35,10 @@ LABELS = {
 #: method key -> (attack, Config overrides): variants beyond the paper's five
 VARIANT_OF: dict[str, tuple[str, dict[str, Any]]] = {"ggdm_x0": ("ggdm", {"guide_on": "x0"})}
 GUIDED = ("ggdm", "gradinvdiff")
+#: beyond the paper: a role whose targets come from another source than its prior's
+#: training data (head MR slices of another subject, from pydicom's data, attacked with the
+#: prior trained on the MNI152 brain template), reported beside the in-source roles
+OTHER_SOURCE = "Head MR (brain prior)"
 NETWORKS = {"lenet7": "LeNet", "resnet18": "ResNet"}
 #: Table 2's variants of GradInvDiff: Config overrides, a defense, a batch size
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -51,11 +55,20 @@ METRICS = ("mse", "psnr", "ssim", "lpips")
 
 @dataclass(frozen=True)
 class Plane:
-    """One slice set of a role: a dataset and, optionally, the class that selects it."""
+    """One slice set of a role: a dataset and, optionally, the class that selects it;
+    ``prior``: the dataset whose diffusion prior the attacker uses when it is not the
+    plane's own (a role whose targets come from another source than the prior's training
+    data: another scan, subject or package)."""
 
     dataset: str
     label: int | None = None
     name: str = ""
+    prior: str | None = None
+
+    @property
+    def prior_dataset(self) -> str:
+        """The dataset the attacker's prior was trained on (``public`` split)."""
+        return self.prior or self.dataset
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,7 @@ class Table1:
     """Table 1: which roles, which networks (a list: every role; a mapping: network -> its
     roles, ``None`` for every role), which methods."""
 
-    roles: tuple[str, ...] = ("Acevedo-20", "ChestX-ray8", "LiTS")
+    roles: tuple[str, ...] = ("Acevedo-20", "ChestX-ray8", "LiTS", "Head MR (brain prior)")
     networks: Mapping[str, tuple[str, ...] | None] = field(
         default_factory=lambda: {"lenet7": None, "resnet18": ("Acevedo-20",)}
     )
@@ -228,6 +241,7 @@ def _smoke_datasets() -> dict[str, tuple[DataOption, ...]]:
         "Acevedo-20": ("bloodmnist", "microscopy"),
         "ChestX-ray8": ("chestmnist", "chest_xray"),
         "LiTS": (lits, planes("brain_mri", labelled=True)),
+        OTHER_SOURCE: (Planes((Plane("mr", 2, "head", prior="brain_mri"),)),),
     }
 
 
@@ -303,7 +317,7 @@ def planes_for(role: str, profile: Profile, present: set[str] | None = None) -> 
         if isinstance(option, str):
             if option in present:
                 return [Plane(option, None, option)]
-        elif all(p.dataset in present for p in option.planes):
+        elif all({p.dataset, p.prior_dataset} <= present for p in option.planes):
             return list(option.planes)
     tried = [o if isinstance(o, str) else "+".join(p.dataset for p in o.planes) for o in choices]
     first_available(tried)  # raises MissingAssetError naming what to install
@@ -327,8 +341,8 @@ def ensure_priors(profile: Profile, device: str = "cpu") -> dict[str, str]:
             continue
         planes = planes_for(role, profile, present)
         for plane in planes:
-            prior_for(plane.dataset, profile, device)
-        first[role] = prior_name(planes[0].dataset, profile.size)
+            prior_for(plane.prior_dataset, profile, device)
+        first[role] = prior_name(planes[0].prior_dataset, profile.size)
     return first
 
 
