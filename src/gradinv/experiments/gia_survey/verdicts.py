@@ -180,7 +180,8 @@ def _threshold_verdict(
     claim = Claim(cid, PAPER, text, "value", (rows["attack"].iloc[0],), target=stops_from,
                   reported=reported, units=units)  # fmt: skip
     level, low, high, n = measured_threshold(success_matrix(rows, success))
-    this_run = f"{level:g} {units}, 95 % interval [{low:g}, {high:g}]".replace(" %,", "%,")
+    unit = f" {units}" if units else ""
+    this_run = f"{level:g}{unit}, 95 % interval [{low:g}, {high:g}]"
     bracket = f"({leaks_up_to:g}, {stops_from:g}]"
     if n < claims.MIN_PAIRS:
         return Verdict(claim, reported, this_run, n, low, high, "inconclusive",
