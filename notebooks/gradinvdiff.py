@@ -270,10 +270,11 @@ cmp2
 # the smoke profile attacks 32 px stand-ins (micrographs, a chest radiograph's crops, MNI152
 # slices) with ~1M-parameter priors trained for 2k steps on the public split on a CPU, 50
 # respaced reverse steps (AMO's $\eta$ scaled by $T/50$ to keep its total step length), one
-# private image per cell (three per Table 2 variant), ResNet18 on the Acevedo-20 role only and
-# Table 2 on LeNet7 only (`papermill_runs/gradinvdiff/smoke.yaml`). Single-source stand-ins
-# are far less diverse than the real datasets, which makes a prior's job easier. GGDM's
-# guidance scale and normalisation are ours.
+# private image per cell (three per Table 2 variant), one value per tuned option, and LeNet7
+# only (ResNet18 runs in the `cpu` and `paper` profiles;
+# `papermill_runs/gradinvdiff/smoke.yaml`). Single-source stand-ins are far less diverse
+# than the real datasets, which makes a prior's job easier. GGDM's normalisation is ours;
+# its guidance scale is tuned on public images.
 #
 # ## Claims
 #

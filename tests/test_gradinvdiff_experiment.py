@@ -70,7 +70,7 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
     assert smoke == default
     assert paper.size == 64 and paper.table2_images == paper.images == 8
     assert paper.table1.networks == {"lenet7": None, "resnet18": None}
-    assert smoke.table1.networks == {"lenet7": None, "resnet18": ("Acevedo-20",)}
+    assert smoke.table1.networks == {"lenet7": None}  # ResNet18: the cpu and paper profiles
     assert paper.prior.train_config("x", 64).block_out_channels == (64, 128, 128, 256)
     lits = smoke.datasets["LiTS"][1].planes
     assert [(p.dataset, p.label, p.name) for p in lits][0] == ("brain_mri", 0, "axial")

@@ -148,8 +148,8 @@ class Table1:
     datasets: tuple[str, ...] = ("mnist_like", "fashion", "cifar_like")
     size: int = 28
     clients: int = 15
-    rounds: int = 10
-    train_n: int | None = 6000
+    rounds: int = 5
+    train_n: int | None = 2000
     test_n: int | None = 500
     lr: float = 0.01
     batch_size: int = 32

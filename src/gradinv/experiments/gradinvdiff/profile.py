@@ -131,9 +131,7 @@ class Table1:
     roles, ``None`` for every role), which methods."""
 
     roles: tuple[str, ...] = ("Acevedo-20", "ChestX-ray8", "LiTS", "Head MR (brain prior)")
-    networks: Mapping[str, tuple[str, ...] | None] = field(
-        default_factory=lambda: {"lenet7": None, "resnet18": ("Acevedo-20",)}
-    )
+    networks: Mapping[str, tuple[str, ...] | None] = field(default_factory=lambda: {"lenet7": None})
     methods: tuple[str, ...] = ("dlg", "idlg", "ig", "ggdm", "gradinvdiff", "ggdm_x0")
 
     def __post_init__(self) -> None:
