@@ -249,3 +249,25 @@ def test_table1_claims_judge_paired_images(gain, verdict):
     assert floors.verdict == verdict and floors.n == 18  # 3 victims x 6 images
     assert rv.verdict == verdict and rv.n == 6  # one Spearman correlation per image
     assert rv.paper.startswith("Spearman rho -0.50 over 3 victims")  # MLP-5, CNN, MLP-3
+
+
+def _noisy(peak_step: int, images: int = 6, steps: int = 10) -> pd.DataFrame:
+    """Table 2 rows: GGSS-R under Gaussian noise whose path peaks 5 dB above its end at
+    ``peak_step`` (0: a path that only declines from its first step)."""
+    rows = []
+    for k in range(images):
+        for variance in (0.0, 1e-3, 1e-2):
+            rows.append({"noise": "gaussian", "variance": variance, "image": k,
+                         "method": "GGSS-R", "psnr": 15.0 - 100 * variance + 0.1 * k,
+                         "peak psnr": 20.0 - 100 * variance + 0.1 * k,
+                         "peak step": peak_step, "path steps": steps})  # fmt: skip
+        rows += [{"noise": "gaussian", "variance": None, "image": k, "method": f,
+                  "psnr": 10.0} for f in FLOORS]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("peak_step", "verdict"), [(4, "holds"), (0, "does not hold")])
+def test_fig5_counts_a_peak_only_strictly_inside_the_path(peak_step, verdict):
+    found = {v.claim.id: v for v in gg.judge_all(gg.noise_claims(_noisy(peak_step)))}
+    peak = found["fig5/gaussian/peak"]
+    assert peak.verdict == verdict and peak.n == 12  # 2 noisy levels x 6 images

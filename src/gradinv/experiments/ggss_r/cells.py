@@ -81,12 +81,16 @@ def attack_cell(
     path: bool = False,
 ) -> Cell:
     """The cell of ``method`` on private batch ``image`` of ``role`` attacking ``model``,
-    the gradient perturbed by ``noise = (kind, variance)``; ``overrides`` of its Config on
+    the gradient perturbed by ``noise = (kind, variance)`` (common draws: see
+    :data:`gradinv.defenses.noise.DRAWS`); ``overrides`` of its Config on
     top of the profile's; ``keep``: store the private batch and the reconstruction; ``path``:
     record the PSNR of ``x0(x_t)`` at every step (GGSS-R, snapshots at every step)."""
     defense, defense_options = "none", {}
     if noise is not None and noise[1] > 0:
-        defense, defense_options = f"dp_{noise[0]}", {"variance": float(noise[1])}
+        # common draws: Gaussian and Laplacian noise of one cell come from the same
+        # uniforms, so Tables 2 and 7 compare the two kinds on paired draws
+        defense = f"dp_{noise[0]}"
+        defense_options = {"variance": float(noise[1]), "draws": "common"}
     opts = {**attack_options(method, profile), **(overrides or {})}
     if path:
         opts["snapshot_every"] = 1
