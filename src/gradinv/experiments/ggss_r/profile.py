@@ -29,6 +29,11 @@ PAPER = "ggss_r"
 LABELS = {
     "dlg": "DLG",
     "ig": "IG",
+    # GI (b8) is Yin et al.'s GradInversion: GGSS-R's baselines (GI, GIAS, GGL, GIFD) are
+    # GIFD's list, and GIFD's code runs "GI" as its GAN-free ``yin`` method
+    # (configs_gan_free.yml: Adam lr 0.1, TV 1e-4, image norm 1e-6, group 0.01, no BN
+    # statistics, 15000 iterations, 4 restarts), although GGSS-R's text groups it with the
+    # GAN-based attacks
     "gradinversion": "GI",
     "gias": "GIAS",
     "ggl": "GGL",
