@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from paper_checks import assert_recomputed_cells_merge, assert_typo_named
 
 from gradinv import options
@@ -271,3 +272,25 @@ def test_fig5_counts_a_peak_only_strictly_inside_the_path(peak_step, verdict):
     found = {v.claim.id: v for v in gg.judge_all(gg.noise_claims(_noisy(peak_step)))}
     peak = found["fig5/gaussian/peak"]
     assert peak.verdict == verdict and peak.n == 12  # 2 noisy levels x 6 images
+
+
+def test_trained_victims_are_trained_on_public_data_and_shared_by_rv_and_attacks(profile):
+    """``victims: {epochs, mode}``: RV and the attacks see the same trained, eval-mode model
+    (one per model, role and seed), trained on the role's public split and cached."""
+    from gradinv.experiments.ggss_r.cells import _case
+
+    trained = dataclasses.replace(profile, victims=gg.Victims(epochs=1, mode="eval"))
+    rv = gg.rv_cell("cnn", trained)
+    assert (rv.settings["epochs"], rv.settings["mode"]) == (1, "eval")
+    assert rv.key != gg.rv_cell("cnn", profile).key  # a fresh victim is another cell
+    s = dict(rv.settings)
+    first, second = _case({**s, "image": 0}, 0, "cpu"), _case({**s, "image": 1}, 0, "cpu")
+    assert not first.model.training
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)  # one trained victim whatever the image
+    fresh = _case(dict(gg.rv_cell("cnn", profile).settings), 0, "cpu").model
+    assert fresh.training and not all(
+        torch.equal(a, b) for a, b in zip(fresh.parameters(), first.model.parameters(), strict=True)
+    )
+    with pytest.raises(GradInvError, match="victims.mode"):
+        gg.Victims(mode="inference")

@@ -86,6 +86,28 @@ class RV:
     directions: int = 4
 
 
+VICTIM_MODES = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class Victims:
+    """The attacked models (every table's, and RV's): freshly initialised (``epochs`` 0) or
+    trained for ``epochs`` on the role's *public* split with the pre-training recipe of
+    :mod:`gradinv.models.pretrain` (cached per model, dataset, size and seed), then in
+    ``mode`` (``eval``: BatchNorm uses running statistics). Sec. 5.3 computes RV "given a
+    model trained on a dataset D" and attacks the same model; a fresh train-mode ResNet18
+    with batch 1 has an RV four orders of magnitude above the paper's."""
+
+    epochs: int = 0
+    mode: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise GradInvError(f"victims.epochs must be >= 0, got {self.epochs}")
+        if self.mode not in VICTIM_MODES:
+            raise GradInvError(f"victims.mode is one of {VICTIM_MODES}, got {self.mode!r}")
+
+
 @dataclass(frozen=True)
 class Table1:
     """Table 1: which roles, which victims."""
@@ -190,6 +212,7 @@ class Profile:
     datasets: Mapping[str, tuple[str, ...]] = field(default_factory=_smoke_datasets)
     attacks: AttackOverrides = field(default_factory=AttackOverrides)
     rv: RV = field(default_factory=RV)
+    victims: Victims = field(default_factory=Victims)
     table1: Table1 = field(default_factory=Table1)
     noise: Noise = field(default_factory=Noise)
     baselines: Baselines = field(default_factory=Baselines)
