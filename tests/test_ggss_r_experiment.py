@@ -294,3 +294,26 @@ def test_trained_victims_are_trained_on_public_data_and_shared_by_rv_and_attacks
     )
     with pytest.raises(GradInvError, match="victims.mode"):
         gg.Victims(mode="inference")
+
+
+def _clean(dlg_psnr: float, images: int = 6) -> pd.DataFrame:
+    """Table 3 rows: DLG at ``dlg_psnr``, GGSS-R 5 dB below it, floors far below."""
+    rows = []
+    for k in range(images):
+        rows += [{"method": "DLG", "image": k, "status": "ran", "psnr": dlg_psnr + 0.1 * k},
+                 {"method": "GGSS-R", "image": k, "status": "ran", "psnr": dlg_psnr - 5 + 0.1 * k},
+                 *({"method": f, "image": k, "status": "ran", "psnr": 10.0} for f in FLOORS)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("dlg", "verdict"), [(59.8, "untestable here"), (20.0, "does not hold")])
+def test_beating_a_baseline_that_is_exact_at_this_resolution_is_untestable(dlg, verdict):
+    clean = _clean(dlg)
+    t5 = _clean(dlg).assign(batch=1)
+    found = {v.claim.id: v for v in gg.judge_all(gg.baseline_claims(clean, clean, t5))}
+    t3 = found["t3/baselines"]
+    assert t3.verdict == verdict
+    if verdict == "untestable here":
+        assert "DLG" in t3.reason and "256 px" in t3.reason
+        assert found["t5/best"].verdict == "untestable here"
+        assert found["t4/baselines"].verdict == "does not hold"  # noisy: judged as ever
