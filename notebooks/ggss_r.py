@@ -142,9 +142,15 @@ fig = plots.image_grid(
 # %% [markdown]
 # ## Table 1 and Fig. 5(a) — RV and reconstruction quality per victim
 #
-# Each victim is freshly initialised (training mode, batch 1); RV is computed on the first
-# role's images, once per model, as the paper reports one RV per model. Models are ordered
-# by increasing RV, as in Fig. 5(a). The floors of each role's images close its rows (no
+# The paper estimates RV "given a model trained on a dataset D" and attacks the same model
+# (Sec. 5.3: "for each attacked model, we first compute its RV value and then perform our
+# GGSS-R attack"). The profile's `victims` say which model that is here: trained for
+# `epochs` on the role's public split and put in `mode` (the cpu and paper profiles: trained,
+# eval mode, so BatchNorm uses running statistics), or freshly initialised in training mode
+# (`epochs: 0`, the smoke profile, where a batch-1 ResNet18's train-mode BatchNorm inflates
+# its RV by orders of magnitude). RV is computed on the first role's images, once per
+# model, as the paper reports one RV per model. Models are ordered by increasing RV, as in
+# Fig. 5(a). The floors of each role's images close its rows (no
 # model: every victim attacks the same images).
 
 # %%

@@ -135,12 +135,13 @@ def test_quantization_rejects_unsupported_bits():
 # -- noise -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("draws", noise.DRAWS)
 @pytest.mark.parametrize("kind,kurtosis", [("gaussian", 3.0), ("laplacian", 6.0)])
 @pytest.mark.parametrize("variance", [1e-1, 1e-3])
-def test_noise_has_zero_mean_requested_variance_and_its_kurtosis(kind, kurtosis, variance):
+def test_noise_has_zero_mean_requested_variance_and_its_kurtosis(kind, kurtosis, variance, draws):
     grads = (torch.zeros(100, 500), torch.zeros(50_000))  # 1e5 entries
     gen = torch.Generator().manual_seed(6)
-    out = noise.apply(grads, noise.Config(kind=kind, variance=variance), gen)
+    out = noise.apply(grads, noise.Config(kind=kind, variance=variance, draws=draws), gen)
     z = torch.cat([o.reshape(-1) for o in out]).double()
     n = z.numel()
     assert abs(float(z.mean())) < 4 * math.sqrt(variance / n)
@@ -148,6 +149,22 @@ def test_noise_has_zero_mean_requested_variance_and_its_kurtosis(kind, kurtosis,
     centred = z - z.mean()
     k = float(centred.pow(4).mean() / centred.pow(2).mean() ** 2)
     assert k == pytest.approx(kurtosis, abs=0.1 if kind == "gaussian" else 0.6)
+
+
+def test_common_draws_pair_the_two_kinds_of_one_seed():
+    """Gaussian and Laplacian noise from the same uniforms: comonotone, so a comparison
+    of the kinds at one seed is paired; always finite."""
+    draw = {
+        kind: noise.sample(20_000, noise.Config(kind, 1e-2, "common"), torch.device("cpu"),
+                           torch.Generator().manual_seed(4))
+        for kind in noise.KINDS
+    }  # fmt: skip
+    g, lap = draw["gaussian"], draw["laplacian"]
+    assert torch.isfinite(g).all() and torch.isfinite(lap).all()
+    order = torch.argsort(g)
+    assert (lap[order].diff() >= 0).all()  # the same ranks: one increasing map of the other
+    with pytest.raises(GradInvError, match="draws"):
+        noise.Config(draws="paired")
 
 
 def test_noise_is_added_to_the_gradient():

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from gradinv.defenses.context import ClientContext
 
 KINDS = ("gaussian", "laplacian")
+#: how the draws are made: "direct" (``randn``; Laplace as a difference of exponentials) or
+#: "common" (both kinds from the same uniforms by their inverse CDFs, so a Gaussian and a
+#: Laplacian defense of one seed add comonotone noise: a paired comparison of the kinds)
+DRAWS = ("direct", "common")
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,13 @@ class Config:
 
     kind: str = "gaussian"  # Sec. IV: "DP-Gaussian" or "DP-Laplacian"
     variance: float = 1e-1  # Sec. IV-A: 1e-1 is the least variance that defends (sweep 1e-4..1e-1)
+    draws: str = "direct"  # ours: "common" pairs the kinds (see DRAWS)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise GradInvError(f"unknown noise kind {self.kind!r}; choose one of {KINDS}")
+        if self.draws not in DRAWS:
+            raise GradInvError(f"unknown noise draws {self.draws!r}; choose one of {DRAWS}")
         if not (math.isfinite(self.variance) and self.variance >= 0):
             raise GradInvError(f"noise variance must be a finite number >= 0, got {self.variance}")
 
@@ -54,9 +61,21 @@ def sample(
 
     Drawn on ``generator.device`` when a generator is given (then moved to ``device``),
     else on ``device`` from torch's default generator. Laplace noise is the difference of
-    two Exp(1) draws scaled by ``b = sqrt(variance / 2)`` (always finite).
+    two Exp(1) draws scaled by ``b = sqrt(variance / 2)`` (always finite). With
+    ``draws="common"`` both kinds come from one uniform draw ``u`` by their inverse CDFs
+    (``sqrt(variance) ndtri(u)``; ``-b sign(u - 1/2) log(1 - 2|u - 1/2|)``), ``u`` kept
+    inside ``(0, 1)`` so every draw is finite.
     """
     where = generator.device if generator is not None else device
+    if config.draws == "common":
+        tiny = torch.finfo(torch.float32).tiny
+        u = torch.rand(numel, device=where, generator=generator).clamp(tiny, 1.0 - 2**-24)
+        if config.kind == "gaussian":
+            z = torch.special.ndtri(u) * math.sqrt(config.variance)
+        else:
+            c = u - 0.5
+            z = -torch.sign(c) * torch.log1p(-2.0 * c.abs()) * math.sqrt(config.variance / 2.0)
+        return z.to(device)
     if config.kind == "gaussian":
         z = torch.randn(numel, device=where, generator=generator)
         z = z * math.sqrt(config.variance)

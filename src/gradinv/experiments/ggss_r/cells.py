@@ -4,11 +4,12 @@ Every function here rebuilds what it needs from ``cell.settings`` and ``cell.see
 (the device comes from :func:`gradinv.experiments.common.cell_device`), so any process can
 compute a cell and the run store can keep it:
 
-* ``rv`` (:func:`run_rv_cell`): the RV of eqs. 18-19 of one freshly initialised victim on
-  a batch of the first role's private images (Table 1's RV column: one per model).
+* ``rv`` (:func:`run_rv_cell`): the RV of eqs. 18-19 of one victim on a batch of the first
+  role's private images (Table 1's RV column: one per model).
 * ``attack`` (:func:`run_attack_cell`): one method on private batch ``image`` (seed
-  ``seed + image``) of a role's *test* split, attacking a freshly initialised victim of the
-  same seed, its gradient perturbed by a noise or not: Tables 1-7. With ``path`` the cell
+  ``seed + image``) of a role's *test* split, attacking the victim (freshly initialised
+  with the batch's seed, or trained on the role's public split: ``victims`` of the
+  profile), its gradient perturbed by a noise or not: Tables 1-7. With ``path`` the cell
   also records the PSNR of GGSS-R's clean estimate ``x0(x_t)`` at every step (Fig. 5).
 * ``floors`` (:func:`run_floors_cell`): the floors of one private batch (public mean,
   nearest public image, unguided sample of the GGSS-R prior), shared by every victim,
@@ -26,6 +27,7 @@ floors ``seed + image``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any
 
@@ -63,6 +65,8 @@ def _victim(role: str, model: str, batch: int, image: int, profile: Profile) -> 
         "channels": prior_channels(profile.prior),
         "batch": batch,
         "image": image,
+        "epochs": profile.victims.epochs,
+        "mode": profile.victims.mode,
     }
 
 
@@ -81,12 +85,16 @@ def attack_cell(
     path: bool = False,
 ) -> Cell:
     """The cell of ``method`` on private batch ``image`` of ``role`` attacking ``model``,
-    the gradient perturbed by ``noise = (kind, variance)``; ``overrides`` of its Config on
+    the gradient perturbed by ``noise = (kind, variance)`` (common draws: see
+    :data:`gradinv.defenses.noise.DRAWS`); ``overrides`` of its Config on
     top of the profile's; ``keep``: store the private batch and the reconstruction; ``path``:
     record the PSNR of ``x0(x_t)`` at every step (GGSS-R, snapshots at every step)."""
     defense, defense_options = "none", {}
     if noise is not None and noise[1] > 0:
-        defense, defense_options = f"dp_{noise[0]}", {"variance": float(noise[1])}
+        # common draws: Gaussian and Laplacian noise of one cell come from the same
+        # uniforms, so Tables 2 and 7 compare the two kinds on paired draws
+        defense = f"dp_{noise[0]}"
+        defense_options = {"variance": float(noise[1]), "draws": "common"}
     opts = {**attack_options(method, profile), **(overrides or {})}
     if path:
         opts["snapshot_every"] = 1
@@ -267,10 +275,24 @@ def all_cells(profile: Profile, seed: int = 0) -> list[Cell]:
 
 # -- cell functions (pure: everything from cell.settings and cell.seed) -------------------------
 def _case(s: dict[str, Any], seed: int, device: torch.device):
-    return build_case(
+    """The private batch ``seed + image`` of the role's test split and its victim: freshly
+    initialised (seed ``seed + image``), or trained on the public split for ``epochs``
+    (seed ``seed``: one trained victim per model, role and seed, whatever the image), in
+    ``mode``."""
+    case = build_case(
         s["dataset"], s["model"], s["size"], s["batch"], seed + s["image"], s["channels"],
         device, split="test",
     )  # fmt: skip
+    if s["epochs"]:
+        from gradinv.models.pretrain import pretrained
+
+        model = pretrained(
+            s["model"], s["dataset"], s["size"], s["channels"], epochs=s["epochs"],
+            seed=seed, device=device, progress=False,
+        )  # fmt: skip
+        case = dataclasses.replace(case, model=model)
+    case.model.train(s["mode"] == "train")
+    return case
 
 
 def run_attack_cell(cell: Cell) -> Result:
@@ -309,8 +331,9 @@ def run_floors_cell(cell: Cell) -> Result:
 
 
 def run_rv_cell(cell: Cell) -> Result:
-    """RV (eqs. 18-19) of a freshly initialised victim, ``directions`` random orthonormal
-    directions seeded by the cell's seed."""
+    """RV (eqs. 18-19) of the victim (freshly initialised, or trained and in ``mode``: the
+    one the attack cells attack), ``directions`` random orthonormal directions seeded by the
+    cell's seed."""
     from gradinv.vulnerability import reconstruction_vulnerability
 
     s = thaw(cell.settings)

@@ -29,6 +29,11 @@ PAPER = "ggss_r"
 LABELS = {
     "dlg": "DLG",
     "ig": "IG",
+    # GI (b8) is Yin et al.'s GradInversion: GGSS-R's baselines (GI, GIAS, GGL, GIFD) are
+    # GIFD's list, and GIFD's code runs "GI" as its GAN-free ``yin`` method
+    # (configs_gan_free.yml: Adam lr 0.1, TV 1e-4, image norm 1e-6, group 0.01, no BN
+    # statistics, 15000 iterations, 4 restarts), although GGSS-R's text groups it with the
+    # GAN-based attacks
     "gradinversion": "GI",
     "gias": "GIAS",
     "ggl": "GGL",
@@ -79,6 +84,28 @@ class RV:
 
     images: int = 2
     directions: int = 4
+
+
+VICTIM_MODES = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class Victims:
+    """The attacked models (every table's, and RV's): freshly initialised (``epochs`` 0) or
+    trained for ``epochs`` on the role's *public* split with the pre-training recipe of
+    :mod:`gradinv.models.pretrain` (cached per model, dataset, size and seed), then in
+    ``mode`` (``eval``: BatchNorm uses running statistics). Sec. 5.3 computes RV "given a
+    model trained on a dataset D" and attacks the same model; a fresh train-mode ResNet18
+    with batch 1 has an RV four orders of magnitude above the paper's."""
+
+    epochs: int = 0
+    mode: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise GradInvError(f"victims.epochs must be >= 0, got {self.epochs}")
+        if self.mode not in VICTIM_MODES:
+            raise GradInvError(f"victims.mode is one of {VICTIM_MODES}, got {self.mode!r}")
 
 
 @dataclass(frozen=True)
@@ -185,6 +212,7 @@ class Profile:
     datasets: Mapping[str, tuple[str, ...]] = field(default_factory=_smoke_datasets)
     attacks: AttackOverrides = field(default_factory=AttackOverrides)
     rv: RV = field(default_factory=RV)
+    victims: Victims = field(default_factory=Victims)
     table1: Table1 = field(default_factory=Table1)
     noise: Noise = field(default_factory=Noise)
     baselines: Baselines = field(default_factory=Baselines)

@@ -135,7 +135,7 @@ def noise_rows(
             rows.append(
                 {"noise": kind, "variance": variance, "image": s["image"],
                  "method": LABELS[s["method"]], **_scores(rec), "peak psnr": max(curve),
-                 "peak step": curve.index(max(curve))}
+                 "peak step": curve.index(max(curve)), "path steps": len(curve)}
             )  # fmt: skip
             if s["image"] == 0:
                 paths[kind][variance] = curve
