@@ -168,6 +168,9 @@ def test_secrets_follow_what_the_server_knows():
     assert torch.equal(s.eps, eps) and s.t.tolist() == [5] and not s.optimise_t
     s = initial_secrets(_observed(victim, x, eps, t, reveal=()), 1000, optimise_t=False)
     assert not s.optimise_t and s.t.dtype == torch.long  # a random step held fixed
+    # the authors' code's "unknown" eps: the true one plus 1e-4, held fixed
+    s = initial_secrets(obs, 1000, eps_offset=1e-4)
+    assert torch.allclose(s.eps, eps + 1e-4) and not s.optimise_eps
     obs.meta["t"] = torch.tensor([5000])
     with pytest.raises(GradInvError, match="outside 0..999"):
         initial_secrets(obs, 1000)

@@ -21,6 +21,12 @@ them (the server sampled them), the client's noise ``eps`` and step ``t`` are se
 Switches give the paper's variants: ``generative=False`` (pixels from ``U[0, 1]``, sec. 3.4's
 initialisation), ``finetune=False`` ("Generative" of Fig. 5), ``optimise_t=False`` /
 ``optimise_eps=False`` (Fig. 10: the unknown one is drawn at random and held fixed).
+
+The text and the authors' code (``GillHuang-Xtler/GIDM_diffusion_inversion``) differ on the
+"secrets unknown" setting: the code fixes the true step (a 16-step model at ``t = 1``), takes
+the true noise plus 1e-4 as its "unknown" ``eps`` and never optimises it, and reads ``t^`` as
+an argmax without gradient. The text's setting (``eps^ ~ N(0, I)``, ``t^`` optimised) is the
+default here; the code's is the secrets revealed with ``eps_offset=1e-4``.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class Config(RunOptions):
     distance: str = "l2"  # sec. 4.1: L2
     generative: bool = True  # run the generative phase
     finetune: bool = True  # run the fine-tuning phase
+    eps_offset: float = 0.0  # added to a revealed eps (the authors' code: 1e-4, see below)
 
 
 def _prior(config: Config, victim: DiffusionPrior) -> DiffusionPrior:
@@ -77,7 +84,13 @@ def run(
     if not (config.generative or config.finetune):
         raise GradInvError("GIDM needs at least one phase: set generative or finetune")
     matcher, secrets = setup(
-        model, observed, config, config.distance, config.optimise_eps, config.optimise_t
+        model,
+        observed,
+        config,
+        config.distance,
+        config.optimise_eps,
+        config.optimise_t,
+        config.eps_offset,
     )
     victim = matcher.victim
     gen = torch.Generator().manual_seed(config.seed)

@@ -116,15 +116,18 @@ def initial_secrets(
     optimise_t: bool = True,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    eps_offset: float = 0.0,
 ) -> Secrets:
-    """``eps^`` and ``t^`` to start from: the true values where ``observed.meta`` reveals them;
-    otherwise ``eps^ ~ N(0, I)`` and logits ``~ U(0, 1)`` (GIDM sec. 3.4) when optimised, or a
-    random ``eps`` / a random step ``t ~ U{0..T-1}`` held fixed (the ablations of Fig. 10)."""
+    """``eps^`` and ``t^`` to start from: the true values where ``observed.meta`` reveals them
+    (a revealed ``eps`` shifted by ``eps_offset``: the GIDM authors' code's "unknown" noise
+    is the true one plus 1e-4, held fixed); otherwise ``eps^ ~ N(0, I)`` and logits
+    ``~ U(0, 1)`` (GIDM sec. 3.4) when optimised, or a random ``eps`` / a random step
+    ``t ~ U{0..T-1}`` held fixed (the ablations of Fig. 10)."""
     gen = torch.Generator().manual_seed(int(seed) + 101)
     shape = (observed.batch_size, *observed.image_shape)
     meta = observed.meta
     if "eps" in meta:
-        eps, opt_eps = meta["eps"].float(), False
+        eps, opt_eps = meta["eps"].float() + eps_offset, False
         if tuple(eps.shape) != shape:
             raise GradInvError(f"revealed eps is {tuple(eps.shape)}; the images are {shape}")
     else:
@@ -242,6 +245,7 @@ def setup(
     distance: str,
     optimise_eps: bool = False,
     optimise_t: bool = False,
+    eps_offset: float = 0.0,
 ) -> tuple[DenoisingMatcher, Secrets]:
     """Place ``victim`` and ``observed`` on ``options.device``, build the matcher of eq. (2)
     with ``distance`` and the starting secrets (seeded with ``options.seed``; ``eps^`` and
@@ -260,6 +264,7 @@ def setup(
         optimise_t=optimise_t,
         seed=options.seed,
         device=victim.device,
+        eps_offset=eps_offset,
     )
     return matcher, secrets
 

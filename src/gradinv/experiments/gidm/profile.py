@@ -31,6 +31,14 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "eps_unknown": ("gidm", ("t",), {}),  # Fig. 9: eps unknown, t known
     "fixed_t": ("gidm", (), {"optimise_t": False}),  # Fig. 10: w/o optimising t
     "fixed_eps": ("gidm", (), {"optimise_eps": False}),  # Fig. 10: w/o optimising eps
+    # beyond the paper: what the authors' code runs as "unknown" (true t, true eps + 1e-4,
+    # neither optimised), and GIDM without its generative phase (what the prior buys)
+    "code_like": (
+        "gidm",
+        ("eps", "t"),
+        {"eps_offset": 1e-4, "optimise_eps": False, "optimise_t": False},
+    ),
+    "finetune_only": ("gidm", (), {"generative": False}),
 }
 LABELS = {
     "dlg_dm": "DLG-dm",
@@ -42,11 +50,14 @@ LABELS = {
     "eps_unknown": "eps unknown (t known)",
     "fixed_t": "w/o optimising t",
     "fixed_eps": "w/o optimising eps",
+    "code_like": "code's 'unknown' (true t, eps + 1e-4)",
+    "finetune_only": "fine-tune only (no prior)",
 }
 #: Fig. 5's attacks, per role, in the table's order
 FIG5 = ("dlg_dm", "invg_dm", "gidm_known", "gidm")
 #: Figs. 8-10's variants on the first role, in the ablation table's order
-ABLATION = ("gidm_known", "t_unknown", "eps_unknown", "fixed_t", "fixed_eps", "gidm")
+ABLATION = ("gidm_known", "t_unknown", "eps_unknown", "fixed_t", "fixed_eps", "gidm",
+            "code_like", "finetune_only")  # fmt: skip
 #: the variants whose intermediate images Figs. 7-9 show (first role only)
 SNAPSHOTS = ("gidm_known", "gidm", "t_unknown", "eps_unknown")
 #: Sec. 4.3's metrics, in Fig. 5's order

@@ -154,6 +154,10 @@ def claim_list(rows: pd.DataFrame) -> list[tuple[Claim, pd.DataFrame, list[str]]
         (_exceeds("triple-vs-fixed-eps", "the triple optimisation beats fixing a random eps "
                   "(Fig. 10, sec. 4.7)", (gidm, w_eps), reported="'indeed required'"),
          [gidm, w_eps]),
+        (_exceeds("prior-helps", "the trained DDPM helps: GIDM beats the same attack without "
+                  "its generative phase, {eps, t} unknown (our addition; sec. 3.3 motivates the "
+                  "phase)", (gidm, LABELS["finetune_only"]), reported="not tested in the paper"),
+         [gidm, LABELS["finetune_only"]]),
     ]  # fmt: skip
     out += [(c, first, g) for c, g in ablations if _measured(c, first, arms)]
     runs = rows[rows["|t_hat - t|"].notna()] if "|t_hat - t|" in rows else rows.iloc[:0]
