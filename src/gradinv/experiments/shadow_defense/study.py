@@ -35,7 +35,7 @@ from gradinv.experiments.common import first_available
 from gradinv.experiments.engine.cells import canonical_json
 from gradinv.experiments.floors import floor_images, public_images
 from gradinv.experiments.shadow_defense.profile import ATTACKS
-from gradinv.experiments.shadow_defense.scoring import AttackRecord, score
+from gradinv.experiments.shadow_defense.scoring import AttackRecord, Gallery, score
 from gradinv.fl.rounds import FederatedRun, FederationConfig, f1_evaluator, run_federated
 from gradinv.fl.splits import SHADOW_SPLIT, split_clients
 from gradinv.models.pretrain import pretrain_with_record
@@ -108,6 +108,7 @@ class Study:
     _init: nn.Module | None = None
     _gan: GanPrior | None = None
     _feats: nn.Module | None = None
+    _gallery: Gallery | None = None
     pretrain_record: Any = None
     _feds: OrderedDict[str, Federation] = field(default_factory=OrderedDict)
 
@@ -178,6 +179,13 @@ class Study:
             setattr(net, head, nn.Identity()) if head else None
             self._feats = net.requires_grad_(False)
         return self._feats
+
+    def gallery(self) -> Gallery:
+        """IIP's gallery: every client's images with their features (computed once)."""
+        if self._gallery is None:
+            clients = [x.to(self.device) for x, _ in self.data().clients]
+            self._gallery = Gallery.of(clients, self.features())
+        return self._gallery
 
     def attack_size(self, client: int, images: int) -> int:
         """How many images the attacker reconstructs from ``client``'s update."""
@@ -255,7 +263,7 @@ class Study:
         out = rec.images.to(self.device).clamp(0, 1)
         return score(
             out, x_k, fed.run.model.eval(), self.features(), d.prior_image, attack, round,
-            client, 0.0, lpips, cam_top,
+            client, 0.0, lpips, cam_top, self.gallery(),
         )  # fmt: skip
 
     def floors(
@@ -283,6 +291,7 @@ class Study:
                 0.0,
                 lpips,
                 cam_top,
+                self.gallery(),
             )  # fmt: skip
             for name, img in found.items()
         }
