@@ -36,7 +36,13 @@ from gradinv.experiments.engine.cells import canonical_json
 from gradinv.experiments.floors import floor_images, public_images
 from gradinv.experiments.shadow_defense.profile import ATTACKS
 from gradinv.experiments.shadow_defense.scoring import AttackRecord, Gallery, score
-from gradinv.fl.rounds import FederatedRun, FederationConfig, f1_evaluator, run_federated
+from gradinv.fl.rounds import (
+    FederatedRun,
+    FederationConfig,
+    f1_evaluator,
+    multistep_lr,
+    run_federated,
+)
 from gradinv.fl.splits import SHADOW_SPLIT, split_clients
 from gradinv.models.pretrain import pretrain_with_record
 from gradinv.priors.gan import GanPrior, load_gan
@@ -226,9 +232,14 @@ class Study:
             seed=self.seed,
         )  # fmt: skip
         initial = self.initial_model()  # pre-training (or its cache) is not a round
+        # the authors' code lowers the task lr at rounds 40 and 80 (lr_step; gamma ours: 0.1)
+        steps = fed.get("lr_milestones") or ()
+        schedule = (
+            multistep_lr(steps, float(fed.get("lr_gamma", 0.1)), config.lr) if steps else None
+        )
         run = run_federated(
             initial, d.clients, config, defense=defense, image_transform=transform,
-            evaluate=f1_evaluator(*d.test),
+            evaluate=f1_evaluator(*d.test), lr_schedule=schedule,
         )  # fmt: skip
         f1 = [(h["round"], h["f1"]) for h in run.history]
         round_seconds = [rec.train_seconds for rec in run.records]
