@@ -290,3 +290,13 @@ def test_f1_macro_equals_sklearn_macro_f1():
     images = y_pred.float().reshape(-1, 1, 1, 1)
     want = f1_score(y_true.numpy(), y_pred.numpy(), average="macro")
     assert f1_macro(_Oracle(), images, y_true, batch_size=3) == pytest.approx(want, abs=1e-12)
+
+
+def test_learning_rate_schedules_step_at_their_rounds():
+    from gradinv.fl import multistep_lr, step_lr
+
+    steps = multistep_lr([40, 80], 0.1, 1e-2)  # the shadow-defense code's task schedule
+    assert [steps(r) for r in (1, 40)] == [1e-2, 1e-2]
+    assert steps(41) == pytest.approx(1e-3) and steps(100) == pytest.approx(1e-4)
+    every = step_lr(40, 0.1, 1e-2)
+    assert every(40) == 1e-2 and every(41) == pytest.approx(1e-3)

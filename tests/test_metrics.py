@@ -217,10 +217,15 @@ def test_rdlv_positive_for_leak_and_negative_near_the_prior():
     safe = metrics.rdlv(truth, near_prior, prior)
     assert leak.shape == safe.shape == (2,)
     assert (leak > 0).all() and (safe < 0).all()
-    exact = (metrics.ssim(truth, near_prior) - metrics.ssim(near_prior, prior.expand_as(truth))) / (
-        metrics.ssim(near_prior, prior.expand_as(truth))
-    )
-    torch.testing.assert_close(safe, exact)
+    # the authors' code: (SSIM(x, x_s) - SSIM(x, P)) / SSIM(x, P)
+    base = metrics.ssim(truth, prior.expand_as(truth))
+    torch.testing.assert_close(safe, (metrics.ssim(truth, near_prior) - base) / base)
+    # the printed eq. 19 (a typo): SSIM(x_s, P) in place of SSIM(x, P)
+    text = metrics.rdlv(truth, near_prior, prior, form="text")
+    printed = metrics.ssim(near_prior, prior.expand_as(truth))
+    torch.testing.assert_close(text, (metrics.ssim(truth, near_prior) - printed) / printed)
+    with pytest.raises(GradInvError, match="rdlv form"):
+        metrics.rdlv(truth, near_prior, prior, form="eq19")
 
 
 def test_iip_counts_originals_among_top_k_cosine_neighbours():

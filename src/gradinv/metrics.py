@@ -193,17 +193,27 @@ def evaluate(
     return out
 
 
-def rdlv(truth: torch.Tensor, rec: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+RDLV_FORMS = ("code", "text")
+
+
+def rdlv(
+    truth: torch.Tensor, rec: torch.Tensor, prior: torch.Tensor, form: str = "code"
+) -> torch.Tensor:
     """Relative Data Leakage Value per image, shadow_defense Eq. (19).
 
-    ``(SSIM(x, x_s) - SSIM(x_s, P)) / SSIM(x_s, P)`` with ``x = truth``, ``x_s = rec`` and ``P``
-    the prior image (dataset mean), ``(C, H, W)`` or a batch broadcastable to ``rec``.
-    Below 0: the reconstruction is closer to the template than to the private image.
+    ``form="code"`` (the authors' ``calc_rdlv``): ``(SSIM(x, x_s) - SSIM(x, P)) / SSIM(x, P)``
+    with ``x = truth``, ``x_s = rec`` and ``P`` the prior image (dataset mean), ``(C, H, W)``
+    or a batch broadcastable to ``rec``: how much closer the reconstruction is to the private
+    image than the template is. ``form="text"``: the printed eq. 19, whose denominator and
+    second term read ``SSIM(x_s, P)`` (a typo: it measures the reconstruction against the
+    template, not the private image). Below 0: less like the private image than the template.
     """
+    if form not in RDLV_FORMS:
+        raise GradInvError(f"rdlv form is one of {RDLV_FORMS}, got {form!r}")
     prior = prior if prior.dim() == 4 else prior.unsqueeze(0)
     prior = prior.to(rec.device, rec.dtype).expand_as(rec)
-    s_prior = ssim(rec, prior)
-    return (ssim(truth, rec) - s_prior) / s_prior
+    base = ssim(truth, prior) if form == "code" else ssim(rec, prior)
+    return (ssim(truth, rec) - base) / base
 
 
 def iip(

@@ -16,6 +16,7 @@ from gradinv.fl.rounds import (
     f1_evaluator,
     f1_macro,
     local_train,
+    multistep_lr,
     run_federated,
     step_lr,
 )
@@ -24,6 +25,6 @@ from gradinv.fl.splits import SHADOW_SPLIT, ClientSpec, partition_iid, scaled_si
 __all__ = [
     "client_gradient", "local_update", "observe", "ClientUpdate", "FederatedRun",
     "FederationConfig", "LocalResult", "RoundRecord", "accuracy", "accuracy_evaluator",
-    "f1_evaluator", "f1_macro", "local_train", "run_federated", "step_lr", "SHADOW_SPLIT",
+    "f1_evaluator", "f1_macro", "local_train", "multistep_lr", "run_federated", "step_lr", "SHADOW_SPLIT",
     "ClientSpec", "partition_iid", "scaled_sizes", "split_clients",
 ]  # fmt: skip

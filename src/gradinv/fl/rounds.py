@@ -755,8 +755,18 @@ def step_lr(step_size: int = 40, gamma: float = 0.1, lr: float = 1e-2) -> Callab
     return lambda r: lr * gamma ** ((r - 1) // step_size)
 
 
+def multistep_lr(
+    milestones: Sequence[int], gamma: float = 0.1, lr: float = 1e-2
+) -> Callable[[int], float]:
+    """``MultiStepLR``: ``lr`` times ``gamma`` once per milestone passed (round ``r`` is
+    1-based; a milestone ``m`` lowers the rate from round ``m + 1`` on), as an
+    ``lr_schedule``; e.g. the shadow-defense code's steps at rounds 40 and 80."""
+    marks = sorted(int(m) for m in milestones)
+    return lambda r: lr * gamma ** sum(r > m for m in marks)
+
+
 __all__ = [
     "ALGORITHMS", "ClientUpdate", "FederatedRun", "FederationConfig", "LocalResult", "RoundRecord",
-    "accuracy", "accuracy_evaluator", "f1_evaluator", "f1_macro", "local_train", "run_federated",
-    "step_lr",
+    "accuracy", "accuracy_evaluator", "f1_evaluator", "f1_macro", "local_train",
+    "multistep_lr", "run_federated", "step_lr",
 ]  # fmt: skip

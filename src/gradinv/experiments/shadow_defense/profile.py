@@ -73,13 +73,17 @@ class Clients:
 
 @dataclass(frozen=True)
 class FederationSettings:
-    """Sec. 5.1: rounds, SGD lr, local epochs; where gradient defenses act; FedAvg weights."""
+    """Sec. 5.1: rounds, SGD lr, local epochs; where gradient defenses act; FedAvg weights;
+    the rounds after which the task lr is multiplied by ``lr_gamma`` (the authors' code:
+    40 and 80 of 100; the text is silent)."""
 
     rounds: int = 3
     lr: float = 1e-2
     local_epochs: int = 1
     defense_on: str = "update"
     weighting: str = "samples"
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
 
 
 @dataclass(frozen=True)

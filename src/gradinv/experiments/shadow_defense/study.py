@@ -35,8 +35,14 @@ from gradinv.experiments.common import first_available
 from gradinv.experiments.engine.cells import canonical_json
 from gradinv.experiments.floors import floor_images, public_images
 from gradinv.experiments.shadow_defense.profile import ATTACKS
-from gradinv.experiments.shadow_defense.scoring import AttackRecord, score
-from gradinv.fl.rounds import FederatedRun, FederationConfig, f1_evaluator, run_federated
+from gradinv.experiments.shadow_defense.scoring import AttackRecord, Gallery, score
+from gradinv.fl.rounds import (
+    FederatedRun,
+    FederationConfig,
+    f1_evaluator,
+    multistep_lr,
+    run_federated,
+)
 from gradinv.fl.splits import SHADOW_SPLIT, split_clients
 from gradinv.models.pretrain import pretrain_with_record
 from gradinv.priors.gan import GanPrior, load_gan
@@ -108,6 +114,7 @@ class Study:
     _init: nn.Module | None = None
     _gan: GanPrior | None = None
     _feats: nn.Module | None = None
+    _gallery: Gallery | None = None
     pretrain_record: Any = None
     _feds: OrderedDict[str, Federation] = field(default_factory=OrderedDict)
 
@@ -179,6 +186,13 @@ class Study:
             self._feats = net.requires_grad_(False)
         return self._feats
 
+    def gallery(self) -> Gallery:
+        """IIP's gallery: every client's images with their features (computed once)."""
+        if self._gallery is None:
+            clients = [x.to(self.device) for x, _ in self.data().clients]
+            self._gallery = Gallery.of(clients, self.features())
+        return self._gallery
+
     def attack_size(self, client: int, images: int) -> int:
         """How many images the attacker reconstructs from ``client``'s update."""
         return min(len(self.data().clients[client][0]), int(images))
@@ -218,9 +232,14 @@ class Study:
             seed=self.seed,
         )  # fmt: skip
         initial = self.initial_model()  # pre-training (or its cache) is not a round
+        # the authors' code lowers the task lr at rounds 40 and 80 (lr_step; gamma ours: 0.1)
+        steps = fed.get("lr_milestones") or ()
+        schedule = (
+            multistep_lr(steps, float(fed.get("lr_gamma", 0.1)), config.lr) if steps else None
+        )
         run = run_federated(
             initial, d.clients, config, defense=defense, image_transform=transform,
-            evaluate=f1_evaluator(*d.test),
+            evaluate=f1_evaluator(*d.test), lr_schedule=schedule,
         )  # fmt: skip
         f1 = [(h["round"], h["f1"]) for h in run.history]
         round_seconds = [rec.train_seconds for rec in run.records]
@@ -255,7 +274,7 @@ class Study:
         out = rec.images.to(self.device).clamp(0, 1)
         return score(
             out, x_k, fed.run.model.eval(), self.features(), d.prior_image, attack, round,
-            client, 0.0, lpips, cam_top,
+            client, 0.0, lpips, cam_top, self.gallery(),
         )  # fmt: skip
 
     def floors(
@@ -283,6 +302,7 @@ class Study:
                 0.0,
                 lpips,
                 cam_top,
+                self.gallery(),
             )  # fmt: skip
             for name, img in found.items()
         }

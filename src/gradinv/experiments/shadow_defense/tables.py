@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from gradinv.errors import GradInvError
 from gradinv.experiments import claims
 from gradinv.experiments.floors import is_floor
 from gradinv.experiments.shadow_defense.profile import PAPER, SOTA, TABLE12
@@ -171,15 +172,28 @@ def rdlv_table(study: Results, role: str, labels: tuple[str, ...], attack: str) 
 
 
 def iip_table(
-    study: Results, role: str, labels: tuple[str, ...], attack: str = "model", k=(1, 3, 5)
-) -> pd.DataFrame:
-    """Supplement Table 2: IIP-k, the fraction of reconstructions whose original (the most
-    similar real image) is among its k feature-nearest client images (cosine similarity of
-    the pre-trained backbone's features)."""
+    study: Results, role: str, labels: tuple[str, ...], attack: str = "model", k=(1, 3, 5),
+    form: str = "code",
+) -> pd.DataFrame:  # fmt: skip
+    """Supplement Table 2: IIP-k over the reconstructions, their deep-feature neighbours
+    looked up among every image of the federation (cosine similarity of the pre-trained
+    backbone's features). ``form="code"`` (the authors' ``caliip``): the attacked client's
+    images among the k nearest (ties at the k-th kept), divided by the batch size;
+    ``form="text"``: the fraction whose original is among the k nearest."""
+    if form not in ("code", "text"):
+        raise GradInvError(f"iip form is 'code' or 'text', got {form!r}")
     out = {}
     for lab in labels:
-        ranks = np.array([x for r in study.records_of(role, lab, attack) for x in r.ranks])
-        out[lab] = {f"IIP-{kk}": float((ranks < kk).mean()) for kk in k}
+        recs = study.records_of(role, lab, attack)
+        if form == "text":
+            ranks = np.array([x for r in recs for x in r.ranks])
+            out[lab] = {f"IIP-{kk}": float((ranks < kk).mean()) for kk in k}
+        else:
+            out[lab] = {
+                f"IIP-{kk}": float(np.mean([c / len(r.ranks) for r in recs
+                                            for c in r.client_top.get(kk, [])]))
+                for kk in k
+            }  # fmt: skip
     return pd.DataFrame(out)
 
 

@@ -25,8 +25,15 @@ from gradinv.experiments.shadow_defense.tables import reported_index
 BEST_FLOOR = "best floor"
 #: the units the reconstruction claims pair on
 UNIT = ("round", "client", "image")
-#: Sec. 5.2.1: "the F1 drops less than 1 %" (Ours) and "more than 7 %" (DP, GC, Censor)
-F1_COST_OURS, F1_COST_COSTLY = 0.01, 0.07
+#: Sec. 5.2.1: the shadow defense's F1 drops less than 1 %; DP, GC and Censor cost "more than
+#: 10 % in the ChestXRay dataset, and more than 7 % in the EyePACS dataset"
+F1_COST_OURS = 0.01
+F1_COST_COSTLY = {"ChestXRay": 0.10, "EyePACS": 0.07}
+#: the metrics each table's "Ours protects better" claims are judged on: Table 1 (model-based
+#: GIA) in PSNR and SSIM (the abstract's 3.73 dB and 0.2 on ChestXRay); Table 2 (the
+#: optimisation attack) in SSIM and LPIPS, where its advantage lies (the text claims no
+#: lowest PSNR there)
+PROTECTION_METRICS = {"model": ("psnr", "ssim"), "optimisation": ("ssim", "lpips")}
 _COLUMN = "ChestXRay/whole image"
 _GIA = {"model": ("Table 1", "model-based GIA (GIAS)"), "optimisation": ("Table 2", "BN-prior GIA")}
 
@@ -46,10 +53,11 @@ def _with_best_floor(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows, best], ignore_index=True)
 
 
-def _lower(cid: str, text: str, a: str, b: str, reported: str) -> Claim:
-    """``a`` gives a lower PSNR than ``b`` (better protection)."""
-    return Claim(cid, PAPER, text, "exceeds", (a, b), metric="psnr", higher_is_better=False,
-                 reported=reported, units="dB")  # fmt: skip
+def _lower(cid: str, text: str, a: str, b: str, reported: str, metric: str = "psnr") -> Claim:
+    """``a`` protects better than ``b``: a lower PSNR / SSIM, a higher LPIPS / MSE."""
+    return Claim(cid, PAPER, text, "exceeds", (a, b), metric=metric,
+                 higher_is_better=metric in ("lpips", "mse"), reported=reported,
+                 units="dB" if metric == "psnr" else "")  # fmt: skip
 
 
 def reconstruction_claims(
@@ -74,11 +82,13 @@ def reconstruction_claims(
         if "Ours" not in present:
             continue
         for other in [m for m in TABLE12[:-1] if m in present]:
-            text = f"the shadow defense gives a lower PSNR than {other} ({name}, {table})"
-            cid = f"t{table[-1]}/{attack}/ours<{other}"
-            out.append(
-                (_lower(cid, text, "Ours", other, _said(paper, "psnr", "Ours", other)), rows)
-            )
+            for metric in [m for m in PROTECTION_METRICS[attack] if m in rows]:
+                worse = "higher" if metric == "lpips" else "lower"
+                text = (f"the shadow defense gives a {worse} {metric.upper()} than {other} "
+                        f"({name}, {table})")  # fmt: skip
+                cid = f"t{table[-1]}/{attack}/ours<{other}/{metric}"
+                said = _said(paper, metric, "Ours", other)
+                out.append((_lower(cid, text, "Ours", other, said, metric), rows))
     extra = [
         ("Table 3", lab, f"removing {lab[4:]} weakens the shadow defense") for lab in ABLATIONS
     ]
@@ -104,8 +114,9 @@ def reconstruction_claims(
 def f1_claims(
     study: Results, role: str, seed: int = 0, reported: pd.DataFrame | None = None
 ) -> list[tuple[Claim, pd.DataFrame]]:
-    """Ours costs under 1 % F1 against FedAvg; DP, GC and Censor over 7 % (Sec. 5.2.1,
-    Table 1's F1 column); unit: the seed (one federation per method)."""
+    """Ours costs under 1 % F1 against FedAvg; DP, GC and Censor over 10 % on ChestXRay and
+    7 % on EyePACS (Sec. 5.2.1, Table 1's F1 column); unit: the seed (one federation per
+    method)."""
     paper = reported_index(reported, "Table 1")
     labels = [m for m in ("FedAvg", "Ours", "DP", "GC", "Censor") if study.has(role, m)]
     rows = pd.DataFrame(
@@ -118,11 +129,12 @@ def f1_claims(
         "(Table 1)", "exceeds", ("Ours", "FedAvg"), metric="f1", margin=-F1_COST_OURS,
         reported=_said(paper, "f1", "Ours", "FedAvg"),
     ), rows)]  # fmt: skip
+    costly = F1_COST_COSTLY.get(role, min(F1_COST_COSTLY.values()))
     for m in [m for m in ("DP", "GC", "Censor") if m in labels]:
         claim = Claim(
-            f"t1/f1/{m}", PAPER, f"{m} costs over 7 % F1 (absolute) against FedAvg (Table 1)",
-            "exceeds", ("FedAvg", m), metric="f1", margin=F1_COST_COSTLY,
-            reported=_said(paper, "f1", "FedAvg", m),
+            f"t1/f1/{m}", PAPER, f"{m} costs over {costly:.0%} F1 (absolute) against FedAvg "
+            f"on {role} (Sec. 5.2.1, Table 1)", "exceeds", ("FedAvg", m), metric="f1",
+            margin=costly, reported=_said(paper, "f1", "FedAvg", m),
         )  # fmt: skip
         out.append((claim, rows))
     return out
