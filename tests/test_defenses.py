@@ -228,7 +228,7 @@ def test_registry_parses_cli_strings_to_config_field_types():
     assert q.config == quantization.Config(bits=(8, 16, 16), dequantize=False)
     assert defenses.build("quantization", bits="(16)").config.bits == (16,)
     assert defenses.build("quantization", bits=[8, 16], dequantize=True).config.dequantize
-    assert defenses.options("dp_gaussian") == {"variance": 0.1, "seed": 0}
+    assert defenses.options("dp_gaussian") == {"variance": 0.1, "draws": "direct", "seed": 0}
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_registry_parses_cli_strings_to_config_field_types():
             "dp_gaussian, dp_laplacian, pruning, quantization, gc, dp_clip, outpost, soteria, censor, none",
         ),
         ("pruning", {"ratio": "0.3"}, "valid options: percent, scope, seed"),
-        ("dp_gaussian", {"kind": "laplacian"}, "valid options: variance, seed"),
+        ("dp_gaussian", {"kind": "laplacian"}, "valid options: variance, draws, seed"),
         ("dp_gaussian", {"variance": "lots"}, "not a valid float"),
         ("dp_gaussian", {"variance": "-1"}, "variance"),
         ("quantization", {"dequantize": "maybe"}, "not a valid bool"),

@@ -122,7 +122,7 @@ def test_profile_checks_its_values():
 def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile, tiny):
     cells = gd.all_cells(profile)
     keys = [c.key for c in cells]
-    assert len(keys) == len(set(keys)) == 1 + 4 + 1 + 4  # federation, Fig. 5, floors, ablation
+    assert len(keys) == len(set(keys)) == 1 + 4 + 1 + 6  # federation, Fig. 5, floors, ablation
     assert {c.key for c in notebook_cells(profile)} == set(keys)  # all_cells lists every cell
     assert cells[0].settings["variant"] == "dlg_dm" and cells[-1].kind == "federation"
     again = options.build(gd.Profile, dict(reversed(list(tiny.items()))), "tiny profile")
@@ -180,13 +180,15 @@ def test_every_figure_and_table_comes_from_the_records_with_the_floors(run, tmp_
     private = gd.private_images(records)["digits"]
     assert all(fl["digits"].arrays[f].shape == private.shape for f in FLOORS)
     abl = gd.ablation(records, "digits")
-    assert list(abl.variant[6:]) == list(FLOORS) and abl.psnr.map(math.isfinite).all()
-    attacks_only = abl.iloc[:6]
+    assert list(abl.variant[8:]) == list(FLOORS) and abl.psnr.map(math.isfinite).all()
+    attacks_only = abl.iloc[:8]
     assert (attacks_only["|t_hat - t|"] >= 0).all()
     known = abl.set_index("variant").loc["GIDM (eps, t known)"]
     assert known.t_hat == known.t  # a revealed t is used as is
     tr = gd.t_recovery(records)
-    assert list(tr.variant) == ["GIDM", "t unknown (eps known)", "w/o optimising eps"]
+    assert list(tr.variant) == [
+        "GIDM", "t unknown (eps known)", "w/o optimising eps", "fine-tune only (no prior)"
+    ]  # fmt: skip
     curves = gd.snapshot_curves(records, "digits", ["gidm_known", "gidm"])
     assert curves.iteration.max() == 4  # snapshots at 0, 2 (generative) and 2 + {0, 2}
     assert set(curves[curves.phase == "floor"].variant) == set(FLOORS)
