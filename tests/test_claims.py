@@ -231,6 +231,14 @@ def test_bootstrap_is_reproducible_with_a_seed():
     assert C.bootstrap_ci([2.0] * 6) == (2.0, 2.0)
 
 
+def test_mean_interval_skips_missing_values_and_needs_two_for_an_interval():
+    mean, low, high, n = C.mean_interval([1.0, None, math.nan, 3.0, 2.0])
+    assert (mean, n) == (2.0, 3) and low <= mean <= high
+    assert C.mean_interval([])[3] == 0 and math.isnan(C.mean_interval([])[0])
+    one = C.mean_interval([5.0])
+    assert one[0] == 5.0 and one[3] == 1 and math.isnan(one[1]) and math.isnan(one[2])
+
+
 def test_failed_preconditions_make_a_claim_untestable():
     reason = C.chance_accuracy(0.12, 10)
     assert reason and "chance" in reason
@@ -300,6 +308,11 @@ def test_load_reported_reads_each_papers_numbers(paper):
     assert tuple(df.columns) == C.REPORTED_COLUMNS and df["value"].dtype == float
     assert len(df) > 0  # GIDM's results are only in figures: its rows are its stated setup
     assert df.source.str.startswith(f"{paper}.txt:").all()
+
+    one = df["table"].iloc[0]
+    index = C.reported_index(paper, df, one)
+    assert len(index) == (df["table"] == one).sum()
+    assert C.reported_index(paper, None, one) == index
 
 
 def printed(token: str, text: str) -> bool:

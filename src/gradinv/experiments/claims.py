@@ -193,6 +193,18 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def mean_interval(values: Iterable[float | None]) -> tuple[float, float, float, int]:
+    """``(mean, low, high, n)`` of the finite ``values``: their mean, the 95 % bootstrap
+    interval of the mean (NaN under two values) and how many there are."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan, 0
+    if x.size < 2:
+        return float(x.mean()), math.nan, math.nan, 1
+    low, high = bootstrap_ci(x)
+    return float(x.mean()), low, high, int(x.size)
+
+
 def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson's score interval of a rate ``k / n`` (sensible at 0/n and n/n, unlike the
     bootstrap, which collapses to a point there)."""
@@ -638,6 +650,16 @@ def load_reported(paper: str, root: str | Path | None = None) -> pd.DataFrame:
     out = raw.copy()
     out["value"] = np.asarray(values, dtype=float)
     return out
+
+
+def reported_index(
+    paper: str, reported: pd.DataFrame | None, table: str
+) -> dict[tuple[str, str, str], float]:
+    """``(row, column, metric) -> value`` of one table of ``paper``'s ``reported.csv``
+    (``reported``: an already loaded :func:`load_reported`, or ``None`` to load it)."""
+    rep = load_reported(paper) if reported is None else reported
+    rep = rep[rep["table"] == table]
+    return {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
 
 
 def status_table(figures_root: str | Path, link_root: str | Path | None = None) -> str:

@@ -13,6 +13,7 @@ baselines tables they carry ``status = "floor"``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -250,16 +251,12 @@ def summarise(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 def _stats(values: pd.Series) -> dict[str, Any]:
     """``n`` and the 95 % bootstrap interval of the mean (NaN below two values)."""
-    x = values.dropna().to_numpy(dtype=float)
-    low, high = claims.bootstrap_ci(x) if x.size >= 2 else (math.nan, math.nan)
-    return {"n": int(x.size), "PSNR low": low, "PSNR high": high}
+    _, low, high, n = claims.mean_interval(values.tolist())
+    return {"n": n, "PSNR low": low, "PSNR high": high}
 
 
-def reported_index(reported: pd.DataFrame | None, table: str) -> dict[tuple[str, str, str], float]:
-    """``(row, column, metric) -> value`` of one table of ``reported.csv``."""
-    rep = claims.load_reported(PAPER) if reported is None else reported
-    rep = rep[rep["table"] == table]
-    return {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
+#: ``reported_index(reported, table)``: one table of this paper's ``reported.csv``
+reported_index = functools.partial(claims.reported_index, PAPER)
 
 
 # -- paper vs this run --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ floor an attack must beat.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -20,6 +21,7 @@ import torch
 
 from gradinv.defenses.accounting import guarantee
 from gradinv.experiments import claims
+from gradinv.experiments.claims import mean_interval
 from gradinv.experiments.engine import Cell, Record
 from gradinv.experiments.engine.cells import thaw
 from gradinv.experiments.engine.tables import as_tensor
@@ -274,22 +276,8 @@ def unit_rows(records: Iterable[Record]) -> pd.DataFrame:
 
 
 # -- paper vs this run -------------------------------------------------------------------------
-def reported_index(reported: pd.DataFrame | None, table: str) -> dict[tuple[str, str, str], float]:
-    """``(row, column, metric) -> value`` of one table of ``reported.csv``."""
-    rep = claims.load_reported(PAPER) if reported is None else reported
-    rep = rep[rep["table"] == table]
-    return {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
-
-
-def mean_interval(values: Sequence[float]) -> tuple[float, float, float, int]:
-    """``(mean, low, high, n)``: the bootstrap interval of the mean (NaN under two values)."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan, 0
-    if x.size < 2:
-        return float(x.mean()), math.nan, math.nan, 1
-    low, high = claims.bootstrap_ci(x)
-    return float(x.mean()), low, high, int(x.size)
+#: ``reported_index(reported, table)``: one table of this paper's ``reported.csv``
+reported_index = functools.partial(claims.reported_index, PAPER)
 
 
 def compare_table1(rows: pd.DataFrame, reported: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -9,7 +9,6 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -240,26 +239,16 @@ def t_recovery(records: Sequence[Record]) -> pd.DataFrame:
 
 
 # -- paper vs this run ---------------------------------------------------------------------------
-def _interval(values: Sequence[float]) -> tuple[float, float, float]:
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    low, high = claims.bootstrap_ci(x) if x.size > 1 else (math.nan, math.nan)
-    return float(x.mean()), low, high
-
-
 def compare_fig5(fig5_table: pd.DataFrame, reported: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper vs this run for Fig. 5: per role and method, each metric's mean over the
     attacked images with its 95 % bootstrap interval (none at n = 1) and ``n``, beside the
     paper's value where ``reported.csv`` has one (Fig. 5's bars are only in the figure)."""
-    rep = claims.load_reported(PAPER) if reported is None else reported
-    rep = rep[rep["table"] == "Fig. 5"]
-    paper = {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
+    paper = claims.reported_index(PAPER, reported, "Fig. 5")
     out = []
     for (role, method), grp in fig5_table.groupby(["role", "method"], sort=False):
         entry: dict[str, Any] = {"role": role, "method": method, "n": len(grp)}
         for m in [m for m in ("psnr", "ssim", "lpips") if m in grp]:
-            mean, low, high = _interval(grp[m].tolist())
+            mean, low, high, _ = claims.mean_interval(grp[m].tolist())
             value = paper.get((method, role, m))
             entry[f"{m.upper()} paper"] = (
                 value if value is not None else ("—" if is_floor(method) else "figure only")

@@ -3,6 +3,7 @@ this run" beside ``papermill_runs/gradinvdiff/reported.csv``."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -216,11 +217,8 @@ def summarise(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 
 # -- paper vs this run --------------------------------------------------------------------------
-def reported_index(reported: pd.DataFrame | None, table: str) -> dict[tuple[str, str, str], float]:
-    """``(row, column, metric) -> value`` of one table of ``reported.csv``."""
-    rep = claims.load_reported(PAPER) if reported is None else reported
-    rep = rep[rep["table"] == table]
-    return {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
+#: ``reported_index(reported, table)``: one table of this paper's ``reported.csv``
+reported_index = functools.partial(claims.reported_index, PAPER)
 
 
 def _compare(

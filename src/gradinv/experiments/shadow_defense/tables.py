@@ -18,6 +18,7 @@ Every function reads the run's records through
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -224,17 +225,8 @@ def most_vulnerable_client(study: Results, role: str, attack: str = "model") -> 
 
 
 # -- paper vs this run ---------------------------------------------------------------------------
-def reported_index(reported: pd.DataFrame | None, table: str) -> dict[tuple[str, str, str], float]:
-    """``(row, column, metric) -> value`` of one table of ``reported.csv``."""
-    rep = claims.load_reported(PAPER) if reported is None else reported
-    rep = rep[rep["table"] == table]
-    return {(r.row, r.column, r.metric): float(r.value) for r in rep.itertuples(index=False)}
-
-
-def _interval(x: np.ndarray) -> tuple[float, float]:
-    if x.size < 2:
-        return math.nan, math.nan
-    return claims.bootstrap_ci(x)
+#: ``reported_index(reported, table)``: one table of this paper's ``reported.csv``
+reported_index = functools.partial(claims.reported_index, PAPER)
 
 
 def compare(
@@ -267,11 +259,11 @@ def compare(
 
 
 def _line(table: str, lab: str, metric: str, paper: float | None, x: np.ndarray) -> dict:
-    low, high = _interval(x)
+    mean, low, high, n = claims.mean_interval(x)
     return {
         "table": table, "method": lab, "metric": metric,
         "paper": math.nan if paper is None else paper,
-        "run": float(x.mean()) if x.size else math.nan, "low": low, "high": high, "n": int(x.size),
+        "run": mean, "low": low, "high": high, "n": n,
     }  # fmt: skip
 
 
@@ -296,13 +288,12 @@ def compare_table5(
         first = fed.seconds if first is None else first
         rows = study.image_rows(role, [lab], attack)
         x = rows[rows["client"] == client]["psnr"].to_numpy(dtype=float)
-        low, high = _interval(x)
+        mean, low, high, n = claims.mean_interval(x)
         out += [
             {"source": "this run", "r_shadow": r, "metric": "f1", "value": fed.final_f1,
              "low": math.nan, "high": math.nan, "n": 1},
             {"source": "this run", "r_shadow": r, "metric": "psnr",
-             "value": float(x.mean()) if x.size else math.nan, "low": low, "high": high,
-             "n": int(x.size)},
+             "value": mean, "low": low, "high": high, "n": n},
             {"source": "this run", "r_shadow": r, "metric": "time_relative",
              "value": fed.seconds / first, "low": math.nan, "high": math.nan, "n": 1},
         ]  # fmt: skip
