@@ -295,7 +295,7 @@ setup
 # cosine schedule; $\theta^*$ is a DDPM trained centrally on the *public* split of the same
 # data source, content-disjoint from the clients' images (the paper notes federated and
 # central DDPM training are equivalent optimisation problems); a $k$-step DDIM sampler in the
-# generative phase; the smoke profile runs ~1/30 of the paper's iterations (the `paper`
+# generative phase; the smoke profile runs ~1/70 of the paper's iterations (the `paper`
 # profile runs 5000 + 1500 with $S = 50$ on a GPU).
 #
 # **What to read from the verdicts.** Read the floors first: GIDM shows a leak on a role

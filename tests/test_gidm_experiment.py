@@ -92,7 +92,7 @@ def test_every_profile_loads_and_the_defaults_are_the_smoke_values():
         (("  snapshot_every: 10", "  snapshot_evry: 10"), "snapshot_evry"),  # a setting
         (("    rounds: 2", "    rouns: 2"), "rouns"),  # the federation
         (("      label: face", "      lable: face"), "lable"),  # a role
-        (("interval: 20}", "intervall: 20}"), "intervall"),  # an attack's Config
+        (("interval: 10}", "intervall: 10}"), "intervall"),  # an attack's Config
         (("seed: 0", "seeed: 0"), "seeed"),  # a top-level parameter
     ],
 )

@@ -126,11 +126,11 @@ class AttackOverrides(profiles.AttackOverrides):
     against each attack's Config when the profile loads."""
 
     gidm: Mapping[str, Any] = FrozenDict(
-        {"generative_iterations": 40, "finetune_iterations": 240, "sampling_steps": 6,
-         "interval": 20}
+        {"generative_iterations": 10, "finetune_iterations": 80, "sampling_steps": 6,
+         "interval": 10}
     )  # fmt: skip
-    dlg_dm: Mapping[str, Any] = FrozenDict({"iterations": 280})
-    invg_dm: Mapping[str, Any] = FrozenDict({"iterations": 280})
+    dlg_dm: Mapping[str, Any] = FrozenDict({"iterations": 90})
+    invg_dm: Mapping[str, Any] = FrozenDict({"iterations": 90})
 
 
 @dataclass(frozen=True)
