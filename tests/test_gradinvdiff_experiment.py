@@ -62,9 +62,15 @@ def run(profile, tmp_path_factory):
 
 
 # -- profile ----------------------------------------------------------------------------------
-def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
+def test_every_profile_loads_and_the_defaults_are_the_smoke_values():
     smoke = profiles.load(gid.PAPER, "smoke", gid.Profile, root=ROOT)
+    cpu = profiles.load(gid.PAPER, "cpu", gid.Profile, root=ROOT)
     paper = profiles.load(gid.PAPER, "paper", gid.Profile, root=ROOT)
+    # the issue's cpu scale: 10 images per Table 1 cell, ResNet18 on 5, Table 2 on 20
+    assert (cpu.images, cpu.table1.images("resnet18", cpu.images), cpu.table2_images) == (
+        10, 5, 20
+    )  # fmt: skip
+    assert cpu.attacks.of("gradinvdiff")["steps"] == cpu.attacks.of("ggdm")["steps"] == 250
     # table2.images defaults to "the profile's images" (the paper profile relies on it)
     default = dataclasses.replace(gid.Profile(), table2=dataclasses.replace(gid.Table2(), images=3))
     assert smoke == default
@@ -97,6 +103,8 @@ def test_profile_checks_roles_variants_and_methods():
         options.build(gid.Profile, {"table1": {"methods": ["gradinvdif"]}}, "p")
     with pytest.raises(GradInvError, match="fig2.role"):
         options.build(gid.Profile, {"fig2": {"role": "CheXpert"}}, "p")
+    with pytest.raises(GradInvError, match="network_images"):
+        options.build(gid.Profile, {"table1": {"network_images": {"vgg16": 2}}}, "p")
     with pytest.raises(GradInvError, match="same budget"):
         options.build(gid.Profile, {"tuning": {"grids": {
             "ggdm": {"option": "gamma", "values": [1.0, 10.0]},
@@ -104,6 +112,20 @@ def test_profile_checks_roles_variants_and_methods():
     with pytest.raises(GradInvError, match="no option gama"):
         options.build(gid.Profile, {"tuning": {"grids": {
             "ggdm": {"option": "gama", "values": [1.0]}}}}, "p")  # fmt: skip
+
+
+def test_network_images_caps_a_costly_victims_images_per_plane():
+    nets = {"networks": {"lenet7": None, "resnet18": None}, "network_images": {"resnet18": 1}}
+    prof = options.build(
+        gid.Profile, {**TINY, "images": 3, "table1": {**TINY["table1"], **nets}}, "p"
+    )
+    tuned = {**TUNED, ("Acevedo-20", "resnet18", "gradinvdiff"): {"amo_lr": 0.01}}
+    images = {
+        net: {c.settings["image"] for c in gid.table1_cells(prof, tuned=tuned)
+              if c.kind == "attack" and c.settings["network"] == net}
+        for net in ("lenet7", "resnet18")
+    }  # fmt: skip
+    assert images == {"lenet7": {0, 1, 2}, "resnet18": {0}}
 
 
 # -- cells --------------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def table1_cells(profile: Profile, seed: int = 0, tuned: Tuned | None = None) ->
     for network, roles in nets.items():
         for role in roles:
             for plane in planes_for(role, profile, present):
-                for k in range(profile.images):
+                for k in range(profile.table1.images(network, profile.images)):
                     keep = network == first and k == 0
                     for m in profile.table1.methods:
                         opts = _tuned(tuned, profile, role, network, m)

@@ -128,11 +128,14 @@ class AttackOverrides(profiles.AttackOverrides):
 @dataclass(frozen=True)
 class Table1:
     """Table 1: which roles, which networks (a list: every role; a mapping: network -> its
-    roles, ``None`` for every role), which methods."""
+    roles, ``None`` for every role), which methods, and ``network_images``: network -> at
+    most this many private images per plane (a costly victim on fewer images than the
+    profile's ``images``)."""
 
     roles: tuple[str, ...] = ("Acevedo-20", "ChestX-ray8", "LiTS", "Head MR (brain prior)")
     networks: Mapping[str, tuple[str, ...] | None] = field(default_factory=lambda: {"lenet7": None})
     methods: tuple[str, ...] = ("dlg", "idlg", "ig", "ggdm", "gradinvdiff", "ggdm_x0")
+    network_images: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         nets = self.networks
@@ -150,6 +153,18 @@ class Table1:
         unknown = sorted(set(self.methods) - set(LABELS))
         if unknown:
             raise GradInvError(f"table1.methods: unknown {unknown}; known: {list(LABELS)}")
+        caps = {str(k): int(v) for k, v in dict(self.network_images).items()}
+        if sorted(set(caps) - set(out)) or any(v < 1 for v in caps.values()):
+            raise GradInvError(
+                f"table1.network_images {caps}: each key a network of table1.networks "
+                f"({list(out)}), each value at least 1"
+            )
+        object.__setattr__(self, "network_images", FrozenDict(caps))
+
+    def images(self, network: str, default: int) -> int:
+        """Private images per plane attacked through ``network`` (``default``: the
+        profile's ``images``)."""
+        return min(default, self.network_images.get(network, default))
 
 
 @dataclass(frozen=True)
