@@ -30,9 +30,15 @@
 # **What this notebook reproduces.** Fig. 5 (MSE, SSIM, PSNR, LPIPS of DLG-dm, InvG-dm,
 # Generative and GIDM), Fig. 6 (reconstructions), Fig. 7 (intermediate images of both phases,
 # known and unknown $\{\epsilon, t\}$), Figs. 8-9 (known vs unknown $t$, known vs unknown
-# $\epsilon$, over iterations), Fig. 10 (without optimising $t$, without optimising
-# $\epsilon$, triple optimisation), how close $\hat t$ gets to $t$, then "paper vs this run" and
-# the paper's claims judged on this run.
+# $\epsilon$, over iterations), the generative phase's PSNR curve, Fig. 10 (without
+# optimising $t$, without optimising $\epsilon$, triple optimisation), how close $\hat t$ gets
+# to $t$ and PSNR against $|\hat t - t|$, then "paper vs this run" and the paper's claims
+# judged on this run.
+# The unit of every table and claim is one **attacked image**: a role (dataset), a federation
+# draw (`seeds`: the clients' images and the federation's sampling) and an attacked client
+# (`federation.attack_clients`: their reports in the same round are different images). Tables
+# give the mean over the units with a 95 % bootstrap interval and `n`; claims pair the arms on
+# the same units; image figures show each role's first unit.
 # Every reconstruction table also carries the **floors** of the attacked images — what the
 # server gets *without* the gradient: the mean public image, the nearest public image (an
 # oracle) and an unguided sample of the role's DDPM. A reconstruction shows a leak only above
@@ -57,8 +63,8 @@ refresh = False
 store = None
 
 # %% [markdown]
-# Every table and figure below is computed as *cells* (one federation, one attack variant on
-# one client's report, the floors of one image) through the experiment engine: each finished
+# Every table and figure below is computed as *cells* (one federation draw, one attack variant
+# on one client's report, the floors of one image) through the experiment engine: each finished
 # cell is kept in the run store (`store`; `None`: `$GRADINV_STORE`, else `stores/gidm/<profile>/`),
 # so rerunning the notebook reads what is there and computes only what is missing (an
 # interrupted run resumes); `workers` runs cells in that many local processes (`executor`:
@@ -66,7 +72,6 @@ store = None
 
 # %%
 import pandas as pd
-import torch
 
 from gradinv import plots
 from gradinv.experiments import claims, profiles
@@ -87,6 +92,9 @@ print(f"figures -> {out}")
 for role, spec in settings.roles.items():
     print(f"{role}: data {spec.dataset()}, DDPM {spec.prior}")
 print("federation:", settings.federation)
+units = settings.units(seed)
+print(f"units per role: {len(units)} (seed, attacked client): {[tuple(u) for u in units]}")
+print("ablation (Figs. 8-10) on:", settings.ablation_role_names)
 print("attack budgets:", {a: settings.attacks.of(a) for a in ("gidm", "dlg_dm", "invg_dm")})
 
 # %% [markdown]
@@ -99,7 +107,7 @@ print("attack budgets:", {a: settings.attacks.of(a) for a in ("gidm", "dlg_dm", 
 #
 # the server averages and steps, $\theta \leftarrow \theta - \eta\,\frac1K\sum_k g_k$.
 # `gradinv.fl.diffusion.train_federated` runs it and keeps, for the attacked round, the
-# global model and every report. By default the client samples $\epsilon$ and $t$ (secret);
+# global model and every client's report, so one federation draw serves every attacked client. By default the client samples $\epsilon$ and $t$ (secret);
 # with `server_samples=True` the server chooses and knows them (the paper's sec. 4.4-4.5
 # setting for the baselines).
 #
@@ -120,10 +128,7 @@ print("attack budgets:", {a: settings.attacks.of(a) for a in ("gidm", "dlg_dm", 
 fed_records = run(gd.federation_cells(settings, seed))
 victims = gd.private_images(fed_records)
 feds = gd.federations(fed_records)
-fig = plots.image_grid(
-    [torch.cat(list(victims.values()))], ["private"], list(victims),
-    path=out / "private_images.png", title="The attacked clients' private images",
-)  # fmt: skip
+fig = gd.private_grid(fed_records, path=out / "private_images.png")
 feds
 
 # %% [markdown]
@@ -163,23 +168,30 @@ feds
 # ## Fig. 5 — final reconstruction quality
 #
 # GIDM knows neither $\epsilon$ nor $t$; DLG-dm, InvG-dm and "Generative" (GIDM's first phase
-# alone) are given both. We also list GIDM given both, and each run's wall time. The last
+# alone) are given both. We also list GIDM given both, and each run's mean wall time. The last
 # rows of each role are the floors of the same images (`public mean`, `nearest public`,
 # `prior sample`: an unguided sample of the role's DDPM, 100 ancestral steps); they use no
-# gradient, so they know neither $\epsilon$ nor $t$.
+# gradient, so they know neither $\epsilon$ nor $t$. Each row is the mean over the role's
+# attacked images (`n`), with PSNR's 95 % interval (`psnr low`, `psnr high`; none at
+# `n` = 1); `fig5_per_unit.csv` holds every unit's scores, and the bars show the same means
+# with their intervals.
 
 # %%
 fig5_records = run(gd.fig5_cells(settings, seed))
+rows5 = gd.fig5_rows(fig5_records)
+rows5.to_csv(out / "fig5_per_unit.csv", index=False)
 f5 = gd.fig5(fig5_records)
 plots.table_markdown(f5, out / "fig5_metrics.md")
 f5
 
 # %%
-fig = gd.metric_bars(f5, path=out / "fig5_metrics.png")
+fig = gd.metric_bars(rows5, path=out / "fig5_metrics.png")
 fig
 
 # %% [markdown]
 # ## Fig. 6 — reconstructions
+#
+# Each role's first attacked image.
 
 # %%
 fig = gd.fig6_grid(fig5_records, path=out / "fig6_reconstructions.png")
@@ -188,8 +200,9 @@ fig
 # %% [markdown]
 # ## Fig. 7 — intermediate images of both phases, known and unknown $\{\epsilon, t\}$
 #
-# Every `snapshot_every` iterations; the generative phase first, then fine-tuning. In the
-# PSNR curves the floors of the same images are flat lines.
+# Every `snapshot_every` iterations; the generative phase first, then fine-tuning. The images
+# are the first unit's; the PSNR curves are the mean over the first role's units with a 95 %
+# band, and the floors of the same images are flat lines.
 
 # %%
 role0 = roles[0]
@@ -230,12 +243,34 @@ fig = plots.curves(
 fig
 
 # %% [markdown]
+# ## The generative phase: does it still improve when it stops?
+#
+# PSNR of the generative phase's image $\mathcal D_{\theta^*}(\hat x_0')$ over its
+# iterations (every `snapshot_every`, and its output at $r_g$: Fig. 5's "Generative" for the
+# run given $\epsilon$ and $t$), mean over each role's units with a 95 % band. The paper runs
+# $r_g$ = 5000 iterations of the full sampler and finds the image "starts to resemble the
+# original" near iteration 3000 (sec. 4.5); a CPU affords far fewer (the setup table below
+# gives this profile's $r_g$). The table gives, per curve, the mean gain over the phase's last
+# quarter with its interval: an interval above 0 says the phase was still improving when it
+# stopped, so a longer phase would likely do better.
+
+# %%
+gen = gd.generative_curves(fig5_records, ["gidm_known", "gidm"])
+gen.to_csv(out / "generative_phase_curves.csv", index=False)
+gains = gd.generative_gain(gen)
+plots.table_markdown(gains, out / "generative_phase_gain.md")
+fig = plots.curves(gen, "iteration", "psnr", hue="curve", path=out / "generative_phase_curves.png")
+gains
+
+# %% [markdown]
 # ## Fig. 10 — triple optimisation ablation
 #
 # "W/o optimising $t$": $\hat t$ is a random step held fixed, $\hat\epsilon$ and the image
 # are optimised; "w/o optimising $\epsilon$": a random $\hat\epsilon$ held fixed. Neither is
-# known to the server. The fixed step is drawn per seed, so over the profile's seeds the
-# table shows PSNR against $|t - \hat t|$, not one easy draw.
+# known to the server. The paper shows one draw (a fixed step of 185 against the client's 146,
+# an easy case); here the fixed step is drawn anew for every unit (from the unit's attack
+# seed), and the $\hat t$ section below plots PSNR against $|t - \hat t|$ unit by unit. The
+# ablation runs on the roles in `ablation_roles`; each row is the mean over their units.
 #
 # Two rows beyond the paper:
 # - **code's 'unknown'**: what the authors' code (`GillHuang-Xtler/GIDM_diffusion_inversion`)
@@ -250,7 +285,8 @@ fig
 
 # %%
 abl_records = run(gd.ablation_cells(settings, seed))
-abl = gd.ablation(abl_records, role0)
+gd.ablation_rows(abl_records).to_csv(out / "fig8_fig9_fig10_per_unit.csv", index=False)
+abl = gd.ablation(abl_records)
 plots.table_markdown(abl, out / "fig8_fig9_fig10_ablation.md")
 abl
 
@@ -259,7 +295,12 @@ fig = gd.ablation_grid(abl_records, role0, path=out / "fig10_ablation.png")
 fig
 
 # %% [markdown]
-# ## How close does $\hat t$ get to $t$?
+# ## How close does $\hat t$ get to $t$, and what does a wrong $t$ cost?
+#
+# One row per unit and run whose $t$ the server does not know: $\hat t$ optimised
+# ($\arg\max \mathrm{softmax}(\hat t)$ after the first iteration and at the end) or, for
+# "w/o optimising $t$", the random step held fixed; then the PSNR the run reached. The scatter
+# plots that PSNR against $|\hat t - t|$.
 
 # %%
 records = [*fig5_records, *fig7_records, *fig89_records, *abl_records]
@@ -267,17 +308,21 @@ tr = gd.t_recovery(records)
 plots.table_markdown(tr, out / "t_recovery.md")
 tr
 
+# %%
+fig = gd.t_scatter(tr, path=out / "psnr_vs_t_error.png")
+fig
+
 # %% [markdown]
 # ## Paper vs this run
 #
 # Fig. 5's bar heights are not in the text copy of the paper (only the figure), so the
 # paper's columns of the Fig. 5 table say so; our columns give each mean with its 95 %
-# bootstrap interval and `n`, the attacked images behind it. The paper's stated setup
+# bootstrap interval and `n`, the attacked images (units) behind it. The paper's stated setup
 # (`papermill_runs/gidm/reported.csv`, with source lines) is set beside this profile's.
 
 # %%
 reported = claims.load_reported(gd.PAPER)
-cmp5 = gd.compare_fig5(f5, reported)
+cmp5 = gd.compare_fig5(rows5, reported)
 plots.table_markdown(cmp5, out / "fig5_paper_vs_this_run.md")
 cmp5
 
@@ -295,14 +340,16 @@ setup
 # cosine schedule; $\theta^*$ is a DDPM trained centrally on the *public* split of the same
 # data source, content-disjoint from the clients' images (the paper notes federated and
 # central DDPM training are equivalent optimisation problems); a $k$-step DDIM sampler in the
-# generative phase; the smoke profile runs ~1/70 of the paper's iterations (the `paper`
-# profile runs 5000 + 1500 with $S = 50$ on a GPU).
+# generative phase; far fewer iterations than the paper's 5000 + 1500 on a CPU (the setup
+# table gives this profile's; the `paper` profile runs the paper's on a GPU, $S = 50$ in
+# `cpu` and `paper`).
 #
 # **What to read from the verdicts.** Read the floors first: GIDM shows a leak on a role
 # only where it beats the best floor of that role's image (nearest public image, unguided
 # prior sample, public mean); only then do the comparisons between attacks mean anything.
-# With the smoke budget most runs are still converging (see the curves of Figs. 7-9); the
-# `cpu` profile (~1/6 of the paper's iterations) goes further. Things to compare, at 32 px:
+# With the smoke budget most runs are still converging (see the curves of Figs. 7-9 and of the
+# generative phase); the `cpu` profile goes further and attacks 6 images per role. Things to
+# compare, at 32 px:
 # (i) given $\epsilon$ and $t$, whether plain pixel matching (DLG-dm) is already exact — then
 # the paper's "GIDM beats DLG-dm / InvG-dm" cannot show here, since the baselines' failure in
 # the paper comes with 128 px colour images, which we could not train priors for; (ii)
@@ -314,15 +361,16 @@ setup
 #
 # ## Claims
 #
-# Each claim of the paper, judged on this run's paired per-image results
-# (`gradinv.experiments.claims`; PSNRs capped at 40 dB, so two float-exact reconstructions
-# tie). Per role: GIDM against the best floor of the same image, then against DLG-dm and
-# InvG-dm (PSNR and LPIPS), then GIDM against its generative phase alone; on the first role,
-# the ablations of Figs. 8-10 ("as well as known" = at most 1 dB below the known run); over
-# every run that optimises $t$, the rate at which $\hat t$ lands within 10 steps of $t$. A
-# verdict needs at least five pairs: the smoke profile attacks one image per role, so it can
-# only show the direction of each difference (`this run`), not settle a claim. A claim about
-# GIDM is *untestable here* when its gradient-matching loss never left its start.
+# Each claim of the paper, judged on this run's results paired on the units (role, seed,
+# client) (`gradinv.experiments.claims`; PSNRs capped at 40 dB, so two float-exact
+# reconstructions tie). Per role: GIDM against the best floor of the same image, then against
+# DLG-dm and InvG-dm (PSNR and LPIPS), then GIDM against its generative phase alone; over the
+# units of the `ablation_roles`, the ablations of Figs. 8-10 ("as well as known" = at most
+# 1 dB below the known run); over every run that optimises $t$, the rate at which $\hat t$
+# lands within 10 steps of $t$. A verdict needs at least five pairs: the smoke profile
+# attacks one image per role, so it can only show the direction of each difference
+# (`this run`), not settle a claim. A claim about GIDM is *untestable here* when a
+# gradient-matching loss it compares never left its start on some unit.
 
 # %%
 verdicts = gd.verdicts(records, device)
@@ -335,6 +383,6 @@ claims.claims_table(verdicts).drop(columns=["kind", "estimate"])
 # %%
 from IPython.display import Markdown
 
-summary = gd.summary_markdown(f5, abl, tr, verdicts)
+summary = gd.summary_markdown(f5, abl, tr, gains, verdicts)
 (out / "summary.md").write_text(summary + "\n")
 Markdown(summary)

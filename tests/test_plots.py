@@ -40,6 +40,14 @@ def test_curves_from_dict_with_log_x(tmp_path):
     assert (tmp_path / "c.png").is_file()
 
 
+def test_scatter_draws_one_point_per_row(tmp_path):
+    data = pd.DataFrame({"dt": [0, 5, 300, 40], "psnr": [25.0, 24.0, 11.0, 15.0],
+                         "variant": ["a", "a", "b", "b"]})  # fmt: skip
+    fig = plots.scatter(data, "dt", "psnr", hue="variant", path=tmp_path / "s.png")
+    points = sum(len(c.get_offsets()) for c in fig.get_axes()[0].collections)
+    assert points == 4 and (tmp_path / "s.png").is_file()
+
+
 def test_table_markdown_writes_md_and_csv_beside_it(tmp_path):
     df = pd.DataFrame({"method": ["DLG", "IG"], "PSNR": [12.3456, 20.5]})
     text = plots.table_markdown(df, tmp_path / "t" / "table1.md")

@@ -120,6 +120,18 @@ def curves(
     return fig
 
 
+def scatter(
+    df: pd.DataFrame, x: str, y: str, hue: str | None = None, path: str | Path | None = None
+) -> Figure:
+    """One point per row of ``df``: ``y`` against ``x``, coloured by ``hue``."""
+    fig = Figure(figsize=(4.5, 3.0), layout="constrained")
+    ax = fig.subplots()
+    sns.scatterplot(data=df, x=x, y=y, hue=hue, style=hue, ax=ax)
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
 def metric_bars(
     df: pd.DataFrame,
     metrics: Sequence[str],

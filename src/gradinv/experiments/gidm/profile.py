@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from gradinv import options
 from gradinv.errors import GradInvError
@@ -55,7 +55,7 @@ LABELS = {
 }
 #: Fig. 5's attacks, per role, in the table's order
 FIG5 = ("dlg_dm", "invg_dm", "gidm_known", "gidm")
-#: Figs. 8-10's variants on the first role, in the ablation table's order
+#: Figs. 8-10's variants (on the profile's ``ablation_roles``), in the ablation table's order
 ABLATION = ("gidm_known", "t_unknown", "eps_unknown", "fixed_t", "fixed_eps", "gidm",
             "code_like", "finetune_only")  # fmt: skip
 #: the variants whose intermediate images Figs. 7-9 show (first role only)
@@ -64,6 +64,14 @@ SNAPSHOTS = ("gidm_known", "gidm", "t_unknown", "eps_unknown")
 METRICS = ("mse", "ssim", "psnr", "lpips")
 #: reverse steps of the "prior sample" floor (ancestral DDPM sampling)
 FLOOR_STEPS = 100
+
+
+class Unit(NamedTuple):
+    """One attacked image of a role: the federation draw ``seed`` (the clients' images and the
+    federation's sampling) and the attacked ``client``'s report in the attack round."""
+
+    seed: int
+    client: int
 
 
 @dataclass(frozen=True)
@@ -95,9 +103,10 @@ def _smoke_roles() -> dict[str, Role]:
 @dataclass(frozen=True)
 class Federation:
     """Algorithm 1: ``clients`` x ``images_per_client`` private test-split images, FedSGD for
-    ``rounds`` rounds at global step ``lr``; the server attacks ``attack_client`` in
-    ``attack_round``. ``init``: ``random`` (Algorithm 1 from scratch; the role's DDPM stands
-    in for ``theta*``) or ``pretrained`` (continue the role's DDPM; ``theta*`` = the
+    ``rounds`` rounds at global step ``lr``; the server attacks the reports of
+    ``attack_clients`` in ``attack_round`` (each a different private image; sec. 4.1 attacks
+    "one random client"). ``init``: ``random`` (Algorithm 1 from scratch; the role's DDPM
+    stands in for ``theta*``) or ``pretrained`` (continue the role's DDPM; ``theta*`` = the
     federation's final model)."""
 
     clients: int = 4
@@ -106,7 +115,7 @@ class Federation:
     lr: float = 1e-4  # the paper does not give it
     batch_size: int = 1  # Algorithm 1: one x0 per client and round
     attack_round: int = 2
-    attack_client: int = 0
+    attack_clients: tuple[int, ...] = (0,)
     init: Literal["random", "pretrained"] = "random"
 
     def __post_init__(self) -> None:
@@ -114,10 +123,11 @@ class Federation:
             raise GradInvError("clients, images_per_client, rounds and batch_size must be >= 1")
         if not 1 <= self.attack_round <= self.rounds:
             raise GradInvError(f"attack_round {self.attack_round} is not in 1..{self.rounds}")
-        if not 0 <= self.attack_client < self.clients:
-            raise GradInvError(
-                f"attack_client {self.attack_client} is not in 0..{self.clients - 1}"
-            )
+        clients = list(self.attack_clients)
+        if not clients or len(set(clients)) < len(clients):
+            raise GradInvError(f"attack_clients must be distinct and not empty, got {clients}")
+        if not all(0 <= k < self.clients for k in clients):
+            raise GradInvError(f"attack_clients {clients} are not all in 0..{self.clients - 1}")
 
 
 @dataclass(frozen=True)
@@ -136,9 +146,17 @@ class AttackOverrides(profiles.AttackOverrides):
 @dataclass(frozen=True)
 class Profile:
     """``settings`` of ``papermill_runs/gidm/<profile>.yaml``; the defaults are the smoke
-    profile's values."""
+    profile's values.
+
+    The *unit* of every table and claim is one attacked image, ``(role, seed, client)``:
+    ``seeds`` federation draws per role (the clients' images and the federation's sampling;
+    seeds ``seed .. seed + seeds - 1``) times the ``federation.attack_clients`` of each.
+    ``ablation_roles``: the roles Figs. 8-10's variants run on (``first`` as the paper's
+    CelebA example, or ``all``)."""
 
     lpips: str | None = "alex"  # LPIPS network of sec. 4.3's fourth metric
+    seeds: int = 1
+    ablation_roles: Literal["first", "all"] = "first"
     snapshot_every: int = 10  # intermediate images for Figs. 7-9, every this many iterations
     floor_steps: int = FLOOR_STEPS
     roles: Mapping[str, Role] = field(default_factory=_smoke_roles)
@@ -155,9 +173,20 @@ class Profile:
             for name, role in self.roles.items()
         }
         object.__setattr__(self, "roles", roles)
-        if self.snapshot_every < 0 or self.floor_steps < 1:
-            raise GradInvError("snapshot_every must be >= 0 and floor_steps >= 1")
+        if self.snapshot_every < 0 or self.floor_steps < 1 or self.seeds < 1:
+            raise GradInvError("snapshot_every must be >= 0, floor_steps and seeds >= 1")
 
     @property
     def role_names(self) -> list[str]:
         return list(self.roles)
+
+    @property
+    def ablation_role_names(self) -> list[str]:
+        """The roles Figs. 8-10's variants run on."""
+        return self.role_names if self.ablation_roles == "all" else self.role_names[:1]
+
+    def units(self, seed: int = 0) -> list[Unit]:
+        """Every role's attacked images, federation draw by federation draw: the first is
+        the one the figures show."""
+        clients = self.federation.attack_clients
+        return [Unit(s, k) for s in range(seed, seed + self.seeds) for k in clients]
