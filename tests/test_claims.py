@@ -239,6 +239,13 @@ def test_mean_interval_skips_missing_values_and_needs_two_for_an_interval():
     assert one[0] == 5.0 and one[3] == 1 and math.isnan(one[1]) and math.isnan(one[2])
 
 
+def test_an_exact_baseline_makes_beating_it_untestable_and_names_it():
+    assert C.inverts_exactly({"DLG": 39.9, "IG": 20.0}, 40.0, "at 256 px") is None
+    reason = C.inverts_exactly({"DLG": 41.0, "IG": 45.5}, 40.0, "the paper's is at 256 px")
+    assert reason.startswith("IG inverts the gradient near exactly here (45.5 dB")
+    assert "the paper's is at 256 px" in reason
+
+
 def test_failed_preconditions_make_a_claim_untestable():
     reason = C.chance_accuracy(0.12, 10)
     assert reason and "chance" in reason

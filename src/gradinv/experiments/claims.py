@@ -45,7 +45,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -323,6 +323,21 @@ def never_left_start(
     if abs(last - first) <= rel_tol * max(abs(first), 1e-12):
         return f"the attack never left its start ({what} {first:.4g} -> {last:.4g})"
     return None
+
+
+def inverts_exactly(means: Mapping[str, float], exact_db: float, claimed_at: str) -> str | None:
+    """A reason when a baseline of ``means`` (arm -> mean PSNR) inverts the gradient (near)
+    exactly, at or above ``exact_db``: "beats the baseline" cannot show when both are exact
+    (they tie), so the claim is untestable at this resolution; ``claimed_at`` says where
+    the paper makes it. None when every baseline is below ``exact_db``."""
+    exact = {arm: v for arm, v in means.items() if v >= exact_db}
+    if not exact:
+        return None
+    arm, value = max(exact.items(), key=lambda kv: kv[1])
+    return (
+        f"{arm} inverts the gradient near exactly here ({value:.1f} dB mean >= {exact_db:g}): "
+        f"{claimed_at}; untestable at this resolution"
+    )
 
 
 def missing_gpu(device: str) -> str | None:

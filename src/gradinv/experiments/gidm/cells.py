@@ -119,16 +119,25 @@ def attack_cell(role: str, variant: str, profile: Profile, seed: int = 0, unit: 
         "variant": variant,
         "attack": attack,
         "reveal": list(reveal),
-        "options": {
-            **profile.attacks.of(attack),
-            **overrides,
-            "snapshot_every": profile.snapshot_every,
-        },
+        "options": _options(attack, overrides, profile),
         "lpips": profile.lpips,
         "keep": first_unit and (variant in _FIG6 or first),
         "snapshots": first and variant in SNAPSHOTS,
     }
     return Cell(PAPER, "attack", f"{_HERE}:run_attack_cell", settings, draw)
+
+
+def _options(attack: str, overrides: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """The attack's Config options: the profile's, then the variant's. GIDM without its
+    generative phase fine-tunes for both phases' iterations, so it takes as many
+    gradient-matching steps as GIDM does (``prior-helps`` compares equal step counts)."""
+    opts = {**profile.attacks.of(attack), **overrides, "snapshot_every": profile.snapshot_every}
+    if attack == "gidm" and not opts.get("generative", True):
+        from gradinv import attacks
+
+        config = attacks.make_config(attack, **opts)
+        opts["finetune_iterations"] = config.generative_iterations + config.finetune_iterations
+    return opts
 
 
 def floors_cell(role: str, profile: Profile, seed: int = 0, unit: int = 0) -> Cell:

@@ -104,6 +104,19 @@ def _left_start(rows: pd.DataFrame, arm: str) -> str | None:
     return f"{arm} on {len(stuck)} of {len(hit)} units: {stuck[0]}"
 
 
+def _exact_baseline(rows: pd.DataFrame, claim: Claim) -> str | None:
+    """:func:`claims.inverts_exactly` of the pixel-space baselines among ``claim``'s arms
+    (PSNR capped at :data:`EXACT_DB`: the mean reaches it only when every unit is exact)."""
+    means = {
+        arm: float(rows.loc[rows["arm"] == arm, "psnr"].mean())
+        for arm in claim.arms
+        if arm in (LABELS["dlg_dm"], LABELS["invg_dm"]) and "psnr" in rows
+    }
+    return claims.inverts_exactly(
+        means, EXACT_DB, "the paper shows GIDM's advantage on 128 px colour images"
+    )
+
+
 def _measured(claim: Claim, rows: pd.DataFrame, arms: set[str]) -> bool:
     """Whether this run has ``claim``'s arms and its metric (LPIPS may be switched off)."""
     return (
@@ -210,7 +223,7 @@ def judge_rows(rows: pd.DataFrame, device: str = "cpu") -> list[Verdict]:
         if claim.id == "t-recovered":
             out.append(claims.judge(claim, data, unit=["run", "seed", "client"], arm="arm"))
             continue
-        requires = [_left_start(data, a) for a in gidm_arms]
+        requires = [_left_start(data, a) for a in gidm_arms] + [_exact_baseline(data, claim)]
         out.append(claims.judge(claim, data, unit=list(UNIT), arm="arm", requires=requires))
     out += untestable_claims(device)
     return out
