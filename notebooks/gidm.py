@@ -280,8 +280,9 @@ gains
 #   ($\hat\epsilon \sim \mathcal N(0, I)$ and $\hat t$ optimised), a stricter test than the
 #   paper's numbers come from; this row shows how close the code's setting is to the
 #   secrets-known one.
-# - **fine-tune only (no prior)**: GIDM without its generative phase, secrets unknown. Only
-#   this row tells whether the trained DDPM helps at all.
+# - **fine-tune only (no prior)**: GIDM without its generative phase, secrets unknown, given
+#   both phases' iterations (as many gradient-matching steps as GIDM). Only this row tells
+#   whether the trained DDPM helps at all.
 
 # %%
 abl_records = run(gd.ablation_cells(settings, seed))
