@@ -432,6 +432,10 @@ def test_budget_share_is_the_smallest_ratio_to_the_baselines_own_budget():
     assert gg.budget_share("ggss_r", {"steps": 5}) == 1.0  # no budget of its own
     assert gg.under_run({"DLG": 1.0}) is None
     assert "GGL 10%" in gg.under_run({"GGL": 0.1, "DLG": 1.0})
+    assert set(gg.SOURCES) == set(gg.BUDGETS)  # every budget says where it comes from
+    table = gg.budget_table({"ggl": {"iterations": 50}, "ggss_r": {"steps": 5}}).iloc[0]
+    assert (table["method"], table["share"]) == ("GGL", pytest.approx(0.1))
+    assert table["own budget"] == "iterations 500, population 50" and "GGL code" in table["source"]
 
 
 def _noisy_baselines(ggss_gain: float, budget: float, images: int = 6) -> pd.DataFrame:

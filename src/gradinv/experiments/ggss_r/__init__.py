@@ -31,7 +31,13 @@ the floors (public mean, nearest public image, unguided prior sample): a reconst
 shows a leak only above them.
 """
 
-from gradinv.experiments.ggss_r.budgets import BUDGETS, budget_share, under_run
+from gradinv.experiments.ggss_r.budgets import (
+    BUDGETS,
+    SOURCES,
+    budget_share,
+    budget_table,
+    under_run,
+)
 from gradinv.experiments.ggss_r.cells import (
     SAMPLES,
     all_cells,
@@ -134,6 +140,7 @@ __all__ = [
     "ROLES",
     "RV",
     "SAMPLES",
+    "SOURCES",
     "TYPE_GAP_DB",
     "AttackOverrides",
     "Baselines",
@@ -155,6 +162,7 @@ __all__ = [
     "benchmark_path",
     "best_floor",
     "budget_share",
+    "budget_table",
     "compare_baselines",
     "compare_noise",
     "compare_table1",

@@ -17,24 +17,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gradinv import attacks
+import pandas as pd
 
-#: attack -> {Config field: its own paper's value}; source in the comment
+from gradinv import attacks
+from gradinv.experiments.ggss_r.profile import LABELS
+
+#: attack -> {Config field: its own paper's value}
 BUDGETS: dict[str, dict[str, int]] = {
-    # DLG code (Zhu et al. 2019): 300 L-BFGS steps
     "dlg": {"iterations": 300},
-    # Geiping et al. 2020, Sec. 5 / inversefed: 24,000 Adam steps, one trial
     "ig": {"iterations": 24_000, "restarts": 1},
-    # GI as GIFD runs it (configs_gan_free.yml, yin: max_iterations 15000, restarts 4)
     "gradinversion": {"iterations": 15_000, "restarts": 4},
-    # GIAS as GIFD runs it (rec_mult.py: gias_iterations 0 -> max_iterations 1000; restarts 4)
-    "gias": {"iterations": 1_000, "gias_iterations": 1_000, "restarts": 4},
-    # GGL code (celeba32_wgan-gp.py, README: --budget 500 rounds of num_samples = 50)
+    "gias": {"iterations": 1_000, "gias_iterations": 8_000, "restarts": 4},
     "ggl": {"iterations": 500, "population": 50},
-    # GIFD configs_biggan.yml (steps: 1000 per round, restarts 4)
     "gifd": {"iterations": 1_000, "restarts": 4},
-    # ours (GGSS-R's b25 gives none here): 100 Adam steps through a 10-step DDIM generator
     "finetuned_diff": {"iterations": 100, "steps": 10},
+}
+#: attack -> where its budget comes from
+SOURCES: dict[str, str] = {
+    "dlg": "DLG code (Zhu et al. 2019): 300 L-BFGS steps",
+    "ig": "Geiping et al. 2020, Sec. 5 / inversefed: 24,000 Adam steps, one trial",
+    "gradinversion": "GIFD configs_gan_free.yml (yin): max_iterations 15000, restarts 4",
+    "gias": "GIFD configs_biggan.yml and configs_stylegan2.yml: max_iterations 1000 (latent), "
+    "gias_iterations 8000 (generator), restarts 4",
+    "ggl": "GGL code (celeba32_wgan-gp.py, README --budget 500): 500 rounds of 50 samples",
+    "gifd": "GIFD configs_biggan.yml: 1000 steps per round, restarts 4",
+    "finetuned_diff": "ours: GGSS-R's b25 gives no budget we could read",
 }
 
 
@@ -47,6 +54,25 @@ def budget_share(method: str, options: Mapping[str, Any]) -> float:
     defaults = attacks.get(method).Config()
     ran = {f: float(options.get(f, getattr(defaults, f))) for f in budget}
     return min(1.0, *(ran[f] / budget[f] for f in budget))
+
+
+def budget_table(options: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Per baseline of ``options`` (attack -> its Config overrides in this run) with a
+    budget: its own budget and source, what this run gives it, and the share."""
+    rows = []
+    for method, opts in options.items():
+        if method not in BUDGETS:
+            continue
+        defaults = attacks.get(method).Config()
+        budget = BUDGETS[method]
+        ran = {f: opts.get(f, getattr(defaults, f)) for f in budget}
+        rows.append(
+            {"method": LABELS[method],
+             "own budget": ", ".join(f"{f} {v:,}" for f, v in budget.items()),
+             "this run": ", ".join(f"{f} {v:,}" for f, v in ran.items()),
+             "share": budget_share(method, opts), "source": SOURCES[method]}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def under_run(shares: Mapping[str, float]) -> str | None:
