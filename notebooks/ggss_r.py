@@ -346,8 +346,8 @@ cmp27
 # ## Claims
 #
 # Each claim of the paper, judged on this run's paired per-unit results
-# (`gradinv.experiments.claims`; an image's seeds averaged, so `n` counts images and the
-# intervals resample them): for each table, first whether GGSS-R beats the floors (per
+# (`gradinv.experiments.claims`; an image's seeds averaged, so `n` counts images, or images
+# crossed with the victims, levels or batch sizes a claim pools, never seeds): for each table, first whether GGSS-R beats the floors (per
 # private image, the better of the nearest public image and the prior sample), then the
 # paper's claims: RV orders the victims (Table 1: Spearman's rho of the victims' RV and their
 # mean PSNR, the statistic the paper's table gives, must be positive across a bootstrap

@@ -12,9 +12,9 @@ before the end under noise (Fig. 5), GGSS-R beats every baseline (Tables 3 and 4
 falls with the batch size and GGSS-R is best at every size (Table 5).
 
 Units. Rows pair per unit, a private image and an attack seed (every victim, level and
-rate of a table attacks the same units); an image's seeds are then averaged, so each claim
-counts images (its ``n``) and its interval resamples images: seeds of one image are not
-independent draws. A claim against the baselines needs them at their own papers' budgets:
+rate of a table attacks the same units); an image's seeds are then averaged, so a claim's
+``n`` counts images (or images crossed with the victims, levels or batch sizes it pools)
+and never seeds: seeds of one image are not independent draws of the image population. A claim against the baselines needs them at their own papers' budgets:
 with one under-run (:func:`~gradinv.experiments.ggss_r.budgets.under_run`), its verdict is
 inconclusive whatever the interval says.
 """
