@@ -64,14 +64,20 @@ refresh = False
 store = None
 
 # %% [markdown]
-# Every table and figure below is computed as *cells* (one RV estimate, one attack on one
-# private image, the floors of one image, one victim's timed step, the prior's samples)
-# through the experiment engine: each finished cell is kept in the run store (`store`;
+# Every table and figure below is computed as *cells* (one trained victim, one RV estimate,
+# one attack with one seed on one private image, the floors of one image, the prior's
+# samples) through the experiment engine: each finished cell is kept in the run store (`store`;
 # `None`: `$GRADINV_STORE`, else `stores/ggss_r/<profile>/`), so rerunning the notebook reads what
 # is there and computes only what is missing (an interrupted run resumes); `workers` runs
 # cells in that many local processes (`executor`: `"ray"` or `"slurm"` to spread them over a
 # cluster); `refresh` recomputes them. Cells two tables share (GGSS-R on the first clean
 # image of the CNN, the floors of an image) are computed once.
+#
+# **Units.** Tables 1, 2/7 and 6 attack each private image with `seeds` attack seeds (the
+# seed of GGSS-R's DDIM noise, and of the gradient noise under a noise defense); every
+# victim, noise level and guidance rate attacks the same (image, seed) units, so they pair.
+# Means are over units; intervals and claims average an image's seeds and resample images,
+# since the seeds of one image are not independent draws of the image population.
 
 # %%
 import pandas as pd
@@ -87,7 +93,7 @@ settings = profiles.load(gg.PAPER, profile, gg.Profile)
 run = Runner(
     store, paper=gg.PAPER, profile=profile, workers=workers, executor=executor, refresh=refresh
 )
-use_device(device)
+resolved = use_device(device)
 out = figures_dir(gg.PAPER)
 reported = claims.load_reported(gg.PAPER)
 pd.set_option("display.precision", 4)
@@ -152,6 +158,13 @@ fig = plots.image_grid(
 # model, as the paper reports one RV per model. Models are ordered by increasing RV, as in
 # Fig. 5(a). The floors of each role's images close its rows (no
 # model: every victim attacks the same images).
+#
+# The trained victims first (empty for fresh victims): each trained once, on its role's
+# public split, with its accuracy there and on the private test split.
+
+# %%
+victims = gg.victims_table(run(gg.victim_cells(settings, seed)))
+victims
 
 # %%
 t1_records = run(gg.table1_cells(settings, seed))
@@ -218,6 +231,14 @@ fig = plots.curves(
 # A baseline not available in this installation keeps its row with "not run". The floors of
 # the same images follow the methods (the paper reports none: "-"; the prior sample is the
 # diffusion prior's).
+#
+# GGSS-R does not say how long its baselines ran. Each runs here at a share of its own
+# paper's (or its authors' code's) budget, given with its source below; the tables carry
+# that share (`budget run`). A baseline below its budget is weaker than published, so the
+# claim that GGSS-R beats every baseline is inconclusive on such a run, whatever the PSNRs.
+
+# %%
+gg.budget_table({m: settings.attacks.of(m) for m in settings.baselines.methods})
 
 # %%
 methods = settings.baselines.methods
@@ -258,14 +279,23 @@ t6
 # %% [markdown]
 # ## Table 8 — seconds per conditional step and peak memory
 #
-# Measured on the machine that ran this notebook (the paper: one A100, 256 px). Peak memory is
-# the accelerator's (`torch.cuda.max_memory_allocated`); on a CPU it is not measured. The
-# last column is the step's cost as a multiple of one SGD training step of the same victim.
-# Both times are measured inside the cell and kept as the record's `timings`, apart from its
-# metrics (a recomputed cell gives the same record; only its timings differ).
+# Timings are not taken inside this notebook, whose cells share the machine with each other:
+# they come from the benchmark (`benchmarks/bench_ggss_r_step.py`, GGSS-R's conditional
+# steps per victim at this size and prior, batch 1), run on a machine of the kind this
+# notebook runs on, and read from its output file (the paper: one A100, 256 px). Peak memory
+# is the accelerator's (`torch.cuda.max_memory_allocated`); on a CPU it is not measured. The
+# last column is the step's cost as a multiple of one SGD training step of the same victim,
+# the column that compares across machines.
 
 # %%
-t8 = gg.table8(run(gg.table8_cells(settings, seed)), reported)
+bench = gg.load_benchmark(resolved.type)
+where = bench["machine"]
+print(
+    f"{resolved.type.upper()} figures: {where['device_name']}, {where['cpu_cores']} cores, "
+    f"{where['torch_threads']} torch thread(s), load average {bench['load_average'][0]:.1f} "
+    f"while measured, {bench['steps']} steps per victim ({gg.benchmark_path(resolved.type)})"
+)
+t8 = gg.table8(bench["measurements"], reported)
 plots.table_markdown(t8, out / "table8.md")
 t8
 
@@ -288,14 +318,14 @@ plots.table_markdown(cmp27, out / "table2_table7_paper_vs_this_run.md")
 cmp27
 
 # %% [markdown]
-# **Where this run differs from the paper** (`smoke`: 2-core CPU, 32 px, one private image per
-# Table 1/3/4/5 cell, three per noise level and guidance rate; the `paper` profile raises
-# images, steps and baseline budgets on a GPU).
+# **Where this run differs from the paper** (`smoke`: 2-core CPU, minutes, one private image
+# per Table 1/3/4/5 cell, three per noise level and guidance rate, 25 DDIM steps; `cpu`: about
+# three hours on 2 cores, 10 images x 3 seeds, 100 steps, baselines at a tenth of their
+# budgets; `paper`: a GPU, the baselines' full budgets).
 #
 # * **Scale.** 32 px grey-scale stand-ins, not 256 px colour photographs; a 1.1M-parameter
-#   chest-radiograph DDPM trained on the chest stand-in's `public` split, not an FFHQ model;
-#   25 DDIM steps (100 in `paper`). Absolute numbers are not comparable; orderings and trends
-#   are what we judge. The paper's LPIPS values (1e-7 to 1e-3) are not on LPIPS's usual 0-1
+#   chest-radiograph DDPM trained on the chest stand-in's `public` split, not an FFHQ model.
+#   Absolute numbers are not comparable; orderings and trends are what we judge. The paper's LPIPS values (1e-7 to 1e-3) are not on LPIPS's usual 0-1
 #   scale; we report standard AlexNet LPIPS.
 # * **Floors first.** The chest role's targets come from the same radiograph as the prior's
 #   public crops (other regions), so the nearest public crop and an unguided sample are real
@@ -303,27 +333,32 @@ cmp27
 # * **Prior mismatch (Table 1).** The brain-MRI and photograph roles are far from the chest
 #   prior: the paper's "no prior knowledge of the target distribution" needs a prior broad
 #   enough for the targets, and a small chest prior is not.
-# * **RV (Table 1).** The paper's victims may have been trained and in eval mode; ours are
-#   freshly initialised and in training mode (BatchNorm on a single image makes ResNet18's
-#   parameter gradient very sensitive to the input), which bears on how RV orders them.
-# * **Budgets (Tables 3-5).** GGL (gradient-free, 30 x 16 evaluations in smoke) and
-#   FinetunedDiff (20 fine-tuning steps) run far below their papers' budgets here.
-# * **Cost (Table 8).** Conditional steps are measured in training steps of the same victim at
-#   batch 1 on this CPU; the paper's absolute seconds (A100, 256 px) are not comparable.
+# * **RV (Table 1).** The paper computes RV on a trained model; the `cpu` and `paper` profiles
+#   train the victims on each role's public split and attack them in eval mode. The `smoke`
+#   profile's are freshly initialised and in training mode (BatchNorm on a single image makes
+#   ResNet18's parameter gradient very sensitive to the input; VGG16's dropout draws a mask
+#   the attacker does not know), which bears on how RV orders them.
+# * **Budgets (Tables 3-5).** The share of its own budget each baseline ran is in the budget
+#   table and in Tables 3/4 (`budget run`); below 1, the baseline is weaker than published.
+# * **Cost (Table 8).** From the benchmark's file, in training steps of the same victim at
+#   batch 1; the paper's absolute seconds (A100, 256 px) are not comparable.
 #
 # ## Claims
 #
-# Each claim of the paper, judged on this run's paired per-image results
-# (`gradinv.experiments.claims`): for each table, first whether GGSS-R beats the floors (per
+# Each claim of the paper, judged on this run's paired per-unit results
+# (`gradinv.experiments.claims`; an image's seeds averaged, so `n` counts images, or images
+# crossed with the victims, levels or batch sizes a claim pools, never seeds): for each table, first whether GGSS-R beats the floors (per
 # private image, the better of the nearest public image and the prior sample), then the
-# paper's claims: RV orders the victims (Table 1: PSNR rises with RV, a trend judged by each
-# image's Spearman correlation), PSNR falls with the noise variance and the noise type matters
+# paper's claims: RV orders the victims (Table 1: Spearman's rho of the victims' RV and their
+# mean PSNR, the statistic the paper's table gives, must be positive across a bootstrap
+# interval over images), PSNR falls with the noise variance and the noise type matters
 # little (Tables 2 and 7), the path of $\hat x_0(x_t)$ peaks before the end under noise
-# (Fig. 5, a rate over levels and images), GGSS-R beats every baseline (Tables 3 and 4), PSNR
-# falls with the batch size and GGSS-R is best at every size (Table 5). A verdict needs at
-# least five pairs: with fewer it is *inconclusive*, whatever the means say; the smoke profile
-# has one image per Table 1/3/4/5 cell and three per noise level, so most of its claims can
-# only show the direction of a difference (`this run`), not settle it.
+# (Fig. 5, a rate over levels and images), GGSS-R beats every baseline (Tables 3 and 4;
+# inconclusive when a baseline ran below its own budget), PSNR falls with the batch size and
+# GGSS-R is best at every size (Table 5). A verdict needs at least five pairs: with fewer it
+# is *inconclusive*, whatever the means say; the smoke profile has one image per Table
+# 1/3/4/5 cell and three per noise level, so most of its claims can only show the direction
+# of a difference (`this run`), not settle it.
 
 # %%
 verdicts = gg.verdicts(t1_rows, noise_rows, t3_rows, t4_rows, t5_rows, reported)

@@ -180,6 +180,38 @@ def test_trend_is_judged_on_per_unit_spearman_correlations():
     assert judge(trend("down"), trend_data(-4.0, 0.5, n=3)).verdict == "inconclusive"
 
 
+def correlation(direction: str) -> Claim:
+    return Claim("c", "toy", "higher RV, better PSNR (Table 1)", "correlation", ("IG",),
+                 metric="psnr", direction=direction)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_correlation_is_spearman_of_the_level_means_with_a_bootstrap_over_units():
+    # the means rise with the level although no single unit's values do (each unit is
+    # high at one level only): a per-unit trend would not see what the table shows
+    levels = [1.0, 2.0, 3.0, 4.0]
+    rows = [{"unit": u, "arm": "IG", "level": lv, "psnr": 10.0 + 5.0 * lv * (u % 4 == k)}
+            for u in range(12) for k, lv in enumerate(levels)]  # fmt: skip
+    v = judge(correlation("up"), pd.DataFrame(rows))
+    assert v.estimate == pytest.approx(1.0) and v.n == 12 and "Spearman rho +1" in v.this_run
+    assert v.low < 1.0 and v.verdict in ("holds", "inconclusive")  # the interval is real
+    rising = trend_data(slope=4.0, noise=0.5)
+    assert judge(correlation("up"), rising).verdict == "holds"
+    assert judge(correlation("down"), rising).verdict == "does not hold"
+    flat = judge(correlation("up"), trend_data(slope=0.0, noise=2.0))
+    assert flat.verdict == "inconclusive" and flat.low < 0 < flat.high
+    two = rising[rising.level.isin([1e-4, 1e-3])]
+    assert judge(correlation("up"), two).verdict == "inconclusive"  # rho of 2 levels is +-1
+    assert judge(correlation("up"), trend_data(4.0, 0.5, n=3)).verdict == "inconclusive"
+
+
+def test_spearman_of_means_ci_brackets_the_estimate_and_is_seeded():
+    rng = np.random.default_rng(1)
+    values = np.arange(4.0) + rng.normal(0, 3.0, size=(10, 4))
+    rho, low, high = C.spearman_of_means_ci([1, 2, 3, 4], values, resamples=2000)
+    assert low <= rho <= high and -1 <= low < high <= 1
+    assert (rho, low, high) == C.spearman_of_means_ci([1, 2, 3, 4], values, resamples=2000)
+
+
 def test_spearman_rows_gives_zero_for_a_flat_unit():
     rho = C.spearman_rows(np.array([1.0, 2.0, 3.0]), np.array([[1.0, 2, 3], [3, 2, 1], [5, 5, 5]]))
     np.testing.assert_allclose(rho, [1.0, -1.0, 0.0])

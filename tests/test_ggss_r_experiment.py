@@ -1,7 +1,9 @@
 """The GGSS-R notebook's drivers on a tiny problem: its typed profile, its cells in a run
 store (stable keys, a second run computes nothing, a recomputed cell gives the same record),
-the tables of Tables 1-8 with their floors, comparisons with the paper's numbers that leave
-the floors out, and claims in the four-verdict vocabulary."""
+units of private images and attack seeds, trained victims, the tables of Tables 1-8 with
+their floors (Table 8 from the benchmark's output), comparisons with the paper's numbers
+that leave the floors out, the baselines' budgets, and claims in the four-verdict
+vocabulary."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -46,11 +49,16 @@ def profile() -> gg.Profile:
     return options.build(gg.Profile, TINY, "tiny profile")
 
 
+def _cells(profile: gg.Profile) -> list:
+    """The notebook's cells and the Table 8 benchmark's."""
+    return [*gg.all_cells(profile), *gg.table8_cells(profile)]
+
+
 @pytest.fixture(scope="module")
 def run(profile, tmp_path_factory):
     """The tiny grid computed once into a fresh store: (store, records)."""
     store = RunStore(tmp_path_factory.mktemp("store"))
-    return store, run_cells(gg.all_cells(profile), store, progress=False)
+    return store, run_cells(_cells(profile), store, progress=False)
 
 
 def _section(records, cells):
@@ -73,6 +81,21 @@ def test_smoke_and_paper_profiles_load_and_the_defaults_are_the_smoke_values():
     assert paper.noise_images == paper.table6_images == paper.images == 8
     assert paper.attacks.of("ggss_r") == {"steps": 100} and smoke.table5.batches == (1, 2, 4)
     assert paper.noise.variances["laplacian"] == (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def test_the_cpu_profile_has_the_scale_the_claims_need():
+    cpu = profiles.load(gg.PAPER, "cpu", gg.Profile, root=ROOT)
+    assert cpu.images >= 10 and cpu.seeds >= 3  # Tables 1, 2/7, 6: 10 images x 3 seeds
+    assert cpu.noise_images >= 10 and cpu.table6_images >= 10
+    assert cpu.rv.images >= 8 and cpu.rv.directions >= 64  # RV: N >= 8, K >= 64
+    assert (cpu.victims.epochs, cpu.victims.mode) == (30, "eval")
+    assert cpu.attacks.of("ggss_r") == {"steps": 100}
+    assert cpu.baseline_images >= 5 and cpu.table5.batches == (1, 2, 4, 8)
+    assert set(gg.BUDGETS) <= set(cpu.baselines.methods)  # every baseline, with its budget
+    shares = {m: gg.budget_share(m, cpu.attacks.of(m)) for m in gg.BUDGETS}
+    assert all(0 < share <= 1 for share in shares.values())
+    keys = [c.key for c in gg.all_cells(cpu)]
+    assert len(keys) == len(set(keys)) and not any(c.kind == "cost" for c in gg.all_cells(cpu))
 
 
 @pytest.mark.parametrize(
@@ -125,7 +148,7 @@ def test_cells_have_stable_keys_that_follow_the_settings_and_the_seed(profile):
 
 def test_a_second_run_computes_nothing_and_gives_identical_tables(profile, run, capsys):
     store, records = run
-    cells = gg.all_cells(profile)
+    cells = _cells(profile)
     again = run_cells(cells, store, progress=True)
     n = len(cells)
     assert f"{n} of {n} cells from the store" in capsys.readouterr().err
@@ -195,7 +218,7 @@ def test_tables_carry_the_floors_and_comparisons_leave_them_out(profile, run):
     t6 = gg.compare_table6(t6_rows)
     assert list(t6["guidance rate"]) == [0.01, 0.2]
     assert t6["PSNR paper"].tolist() == [26.9023, 41.1229]
-    t8 = gg.table8(records)
+    t8 = gg.table8(gg.cost_measurements(records))
     assert list(t8["model"]) == ["MLP-3"] and (t8["s/step run"] > 0).all()
     assert t8["s/step paper"].tolist() == [1.4939]
 
@@ -216,7 +239,7 @@ def test_claims_come_out_in_the_four_verdict_vocabulary(profile, run, tmp_path):
     assert {"noise/gaussian/falls", "t3/baselines", "t5/best", "t5/DLG/falls"} <= set(ids)
     assert {v.verdict for v in verdicts} == {"inconclusive"}  # one to two images: n < 5
     rv = verdicts[1]
-    assert rv.claim.kind == "trend" and rv.n == 1 and "Spearman rho" in rv.paper
+    assert rv.claim.kind == "correlation" and rv.n == 1 and "Spearman rho" in rv.paper
     csv_path, md_path = claims.write_claims(verdicts, tmp_path)
     table = pd.read_csv(csv_path)
     assert list(table.columns) == list(claims.TABLE_COLUMNS) and md_path.is_file()
@@ -230,26 +253,42 @@ def test_claims_come_out_in_the_four_verdict_vocabulary(profile, run, tmp_path):
     assert v.verdict == "untestable here" and "GGSS-R" in v.reason
 
 
-def _t1(gain: float, images: int = 6) -> pd.DataFrame:
-    """Table 1 rows of one role: GGSS-R ``gain`` dB above the floors, PSNR rising with RV."""
+def _t1(gain: float, images: int = 6, seeds: int = 1) -> pd.DataFrame:
+    """Table 1 rows of one role: GGSS-R ``gain`` dB above the floors, PSNR rising with RV;
+    ``seeds`` attack seeds per image, 1 dB apart (the floors have none)."""
     rows = []
     for k in range(images):
-        for i, model in enumerate(("MLP-5", "CNN", "MLP-3")):
-            rows.append({"role": "CelebA", "model": model, "method": "GGSS-R",
-                         "rv": float(i + 1), "image": k,
-                         "psnr": 15.0 + 0.3 * k + gain + (i - 1) * gain})  # fmt: skip
+        for r in range(seeds):
+            for i, model in enumerate(("MLP-5", "CNN", "MLP-3")):
+                rows.append({"role": "CelebA", "model": model, "method": "GGSS-R",
+                             "rv": float(i + 1), "image": k, "seed": r,
+                             "psnr": 15.0 + 0.3 * k + gain + (i - 1) * gain + r})  # fmt: skip
         rows += [{"role": "CelebA", "model": None, "method": f, "image": k, "psnr": 15.0 + 0.3 * k}
                  for f in FLOORS]  # fmt: skip
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize(("gain", "verdict"), [(2.0, "holds"), (-2.0, "does not hold")])
-def test_table1_claims_judge_paired_images(gain, verdict):
-    found = {v.claim.id: v for v in gg.judge_all(gg.table1_claims(_t1(gain)))}
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_table1_claims_judge_paired_images(gain, verdict, seeds):
+    found = {v.claim.id: v for v in gg.judge_all(gg.table1_claims(_t1(gain, seeds=seeds)))}
     floors, rv = found["t1/CelebA/floors"], found["t1/CelebA/rv"]
-    assert floors.verdict == verdict and floors.n == 18  # 3 victims x 6 images
-    assert rv.verdict == verdict and rv.n == 6  # one Spearman correlation per image
+    assert floors.verdict == verdict and floors.n == 18  # 3 victims x 6 images, seeds averaged
+    # Spearman's rho of the victims' RV and mean PSNR, its interval a bootstrap over images
+    assert rv.claim.kind == "correlation" and rv.verdict == verdict and rv.n == 6
+    assert rv.estimate == pytest.approx(1.0 if gain > 0 else -1.0) and rv.low <= rv.high
     assert rv.paper.startswith("Spearman rho -0.50 over 3 victims")  # MLP-5, CNN, MLP-3
+
+
+def test_the_rv_claim_is_inconclusive_when_the_interval_straddles_zero():
+    """Victims whose mean PSNR order flips from image to image: the paper's rho may come
+    out positive, the interval over images says the run cannot tell."""
+    t1 = _t1(0.0, images=8)
+    rng = np.random.default_rng(3)
+    attack = t1["method"] == "GGSS-R"
+    t1.loc[attack, "psnr"] = 20.0 + rng.normal(0.0, 3.0, int(attack.sum()))
+    (rv,) = [v for v in gg.judge_all(gg.table1_claims(t1)) if v.claim.id == "t1/CelebA/rv"]
+    assert rv.verdict == "inconclusive" and rv.low < 0 < rv.high
 
 
 def _noisy(peak_step: int, images: int = 6, steps: int = 10) -> pd.DataFrame:
@@ -317,3 +356,133 @@ def test_beating_a_baseline_that_is_exact_at_this_resolution_is_untestable(dlg, 
         assert "DLG" in t3.reason and "256 px" in t3.reason
         assert found["t5/best"].verdict == "untestable here"
         assert found["t4/baselines"].verdict == "does not hold"  # noisy: judged as ever
+
+
+# -- units: private images x attack seeds -------------------------------------------------------
+def test_units_are_images_times_attack_seeds_shared_by_every_victim_and_level(profile):
+    two = dataclasses.replace(profile, seeds=2, images=2)
+    t1 = [c for c in gg.table1_cells(two) if c.kind == "attack"]
+    units = {(c.settings["image"], c.settings["attack_seed"]) for c in t1}
+    assert units == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    for model in ("mlp3", "cnn"):  # every victim attacks every unit
+        assert {(c.settings["image"], c.settings["attack_seed"]) for c in t1
+                if c.settings["model"] == model} == units  # fmt: skip
+    assert len([c for c in gg.table1_cells(two) if c.kind == "floors"]) == 2  # per image
+    noisy = [c for c in gg.noise_cells(two) if c.kind == "attack"]
+    assert len(noisy) == 2 * 2 * 2  # variances x images x seeds
+    rates = [c for c in gg.table6_cells(two) if c.kind == "attack"]
+    assert len(rates) == 2 * 2 * 2  # rates x images x seeds
+    # the baselines run once per image (seed 0), on baselines.images of them
+    five = dataclasses.replace(two, baselines=dataclasses.replace(two.baselines, images=3))
+    t3 = [c for c in gg.table3_cells(five) if c.kind == "attack"]
+    assert {c.settings["attack_seed"] for c in t3} == {0} and len(t3) == 2 * 3
+    assert len([c for c in gg.table5_cells(five) if c.kind == "attack"]) == 2 * 2 * 3
+    # a second seed adds cells and leaves the first seed's keys alone (a store resumes)
+    assert {c.key for c in gg.table1_cells(dataclasses.replace(two, seeds=1))} < {
+        c.key for c in gg.table1_cells(two)
+    }
+
+
+def test_an_attack_seed_changes_the_attack_and_the_noise_draw_but_not_the_image(profile):
+    from gradinv.experiments.ggss_r.cells import _draw_seed, run_attack_cell
+
+    first, second = (
+        gg.attack_cell("CelebA", "mlp3", "ggss_r", 0, profile, noise=("gaussian", 1.0),
+                       keep=True, attack_seed=r)
+        for r in (0, 1)
+    )  # fmt: skip
+    a, b = run_attack_cell(first), run_attack_cell(second)
+    assert torch.equal(a.arrays["private"], b.arrays["private"])  # the same private image
+    assert not torch.equal(a.arrays["reconstruction"], b.arrays["reconstruction"])
+    assert _draw_seed(0, 0, 0) != _draw_seed(0, 0, 1) != _draw_seed(0, 1, 0)
+    assert _draw_seed(0, 0, 1) == _draw_seed(0, 0, 1)
+
+
+def test_rows_carry_the_seed_and_intervals_resample_images(profile, tmp_path):
+    two = dataclasses.replace(profile, seeds=2, images=2)
+    cells = [c for c in gg.table6_cells(two) if c.kind == "floors" or
+             c.settings["options"]["guidance_rate"] == 0.2]  # fmt: skip
+    rows = gg.table6_rows(run_cells(cells, RunStore(tmp_path), progress=False))
+    ran = gg.attack_rows(rows)
+    assert sorted(zip(ran["image"], ran["seed"], strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert _floors_of(rows, seed=None)["image"].tolist() == [0, 0, 0, 1, 1, 1]
+    (cmp,) = gg.compare_table6(rows).to_dict("records")
+    assert (cmp["n"], cmp["images"]) == (4, 2) and cmp["PSNR low"] <= cmp["PSNR high"]
+
+
+# -- trained victims ---------------------------------------------------------------------------
+def test_trained_victims_have_their_own_cells_listed_first(profile, tmp_path):
+    assert gg.victim_cells(profile) == []  # fresh victims: nothing to train
+    trained = dataclasses.replace(profile, victims=gg.Victims(epochs=1, mode="eval"))
+    cells = gg.victim_cells(trained)
+    pairs = [(c.settings["role"], c.settings["model"]) for c in cells]
+    assert pairs == [("CelebA", "mlp3"), ("CelebA", "cnn")]  # Table 1's, then noise's etc.
+    assert gg.all_cells(trained)[: len(cells)] == cells
+    table = gg.victims_table(run_cells(cells[:1], RunStore(tmp_path), progress=False))
+    (row,) = table.to_dict("records")
+    assert row["model"] == "MLP-3" and 0 <= row["test accuracy"] <= 1
+    assert row["public images"] > 0 and row["epochs"] == 1
+
+
+# -- baselines' budgets -----------------------------------------------------------------------
+def test_budget_share_is_the_smallest_ratio_to_the_baselines_own_budget():
+    assert gg.budget_share("ggl", {"iterations": 50, "population": 50}) == pytest.approx(0.1)
+    assert gg.budget_share("gifd", {"restarts": 1}) == pytest.approx(0.25)  # 1000 its, 1 of 4
+    assert gg.budget_share("gradinversion", {}) == 1.0  # its default 20,000 >= GIFD's 15,000
+    assert gg.budget_share("ggss_r", {"steps": 5}) == 1.0  # no budget of its own
+    assert gg.under_run({"DLG": 1.0}) is None
+    assert "GGL 10%" in gg.under_run({"GGL": 0.1, "DLG": 1.0})
+    assert set(gg.SOURCES) == set(gg.BUDGETS)  # every budget says where it comes from
+    table = gg.budget_table({"ggl": {"iterations": 50}, "ggss_r": {"steps": 5}}).iloc[0]
+    assert (table["method"], table["share"]) == ("GGL", pytest.approx(0.1))
+    assert table["own budget"] == "iterations 500, population 50" and "GGL code" in table["source"]
+
+
+def _noisy_baselines(ggss_gain: float, budget: float, images: int = 6) -> pd.DataFrame:
+    """Table 4 rows: GGSS-R ``ggss_gain`` dB above DLG (run at ``budget`` of its own)."""
+    rows = []
+    for k in range(images):
+        rows += [{"method": "DLG", "image": k, "status": "ran", "psnr": 15 + 0.1 * k,
+                  "budget": budget},
+                 {"method": "GGSS-R", "image": k, "status": "ran",
+                  "psnr": 15 + ggss_gain + 0.1 * k, "budget": 1.0},
+                 *({"method": f, "image": k, "status": "floor", "psnr": 10.0} for f in FLOORS)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("gain", "budget", "verdict"),
+    [(5.0, 1.0, "holds"), (-5.0, 1.0, "does not hold"), (5.0, 0.1, "inconclusive"),
+     (-5.0, 0.1, "inconclusive")],
+)  # fmt: skip
+def test_a_claim_against_under_run_baselines_is_inconclusive(gain, budget, verdict):
+    noisy = _noisy_baselines(gain, budget)
+    t5 = noisy.assign(batch=1)
+    found = {v.claim.id: v for v in gg.judge_all(gg.baseline_claims(noisy, noisy, t5))}
+    t4 = found["t4/baselines"]
+    assert t4.verdict == verdict and t4.n == 6
+    assert math.isfinite(t4.estimate)  # the estimate and interval stay on show
+    if budget < 1:
+        assert "DLG 10%" in t4.reason and found["t5/best"].verdict == "inconclusive"
+    assert found["t4/floors"].verdict == "holds"  # the floors need no budget
+
+
+def test_baseline_rows_and_comparisons_carry_the_budget_share(profile, run):
+    _, records = run
+    clean = gg.baseline_rows(_section(records, gg.table3_cells(profile)), ["dlg", "ggss_r"])
+    ran = clean[clean["status"] == "ran"].set_index("method")
+    assert ran.loc["DLG", "budget"] == pytest.approx(3 / 300) and ran.loc["GGSS-R", "budget"] == 1
+    t34 = gg.compare_baselines(clean, clean).set_index(["table", "method"])
+    assert t34.loc[("3 (clean)", "DLG"), "budget run"] == pytest.approx(0.01)
+    assert math.isnan(t34.loc[("3 (clean)", "nearest public"), "budget run"])
+
+
+# -- Table 8 from the benchmark ---------------------------------------------------------------
+def test_table8_reads_the_benchmark_output_and_names_the_command_when_missing(tmp_path):
+    with pytest.raises(GradInvError, match="bench_ggss_r_step.py --device cuda"):
+        gg.load_benchmark("cuda", root=tmp_path)
+    bench = gg.load_benchmark("cpu", root=ROOT)  # committed: the notebook's Table 8 on a CPU
+    t8 = gg.table8(bench["measurements"])
+    assert set(t8["model"]) == set(gg.MODEL_LABELS.values())
+    assert (t8["s/step run"] > 0).all() and t8["peak MiB run"].isna().all()  # no GPU memory
+    assert bench["machine"]["device"] == "cpu" and bench["steps"] >= 1

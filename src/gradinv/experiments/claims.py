@@ -9,7 +9,8 @@ five papers (DESIGN.md, "Results you can trust"; issue 16).
 ``arm``    the method, floor, defense or variant (``"IG"``, ``"nearest public"``, ``"Ours"``)
 metric     the measured value, in the column the claim names (``Claim.metric``: ``"psnr"``,
            ``"lpips"``, ``"accuracy"``; default ``"value"``)
-``level``  numeric parameter, for ``trend`` claims only (noise variance, batch size, RV)
+``level``  numeric parameter, for ``trend`` and ``correlation`` claims only (noise
+           variance, batch size, RV)
 =========  ===============================================================================
 
 Column names other than the metric are keyword arguments of :func:`judge`. Filter the table
@@ -56,7 +57,7 @@ from scipy import stats
 
 from gradinv.errors import GradInvError
 
-Kind = Literal["exceeds", "ordering", "trend", "rate", "value"]
+Kind = Literal["exceeds", "ordering", "trend", "correlation", "rate", "value"]
 Label = Literal["holds", "does not hold", "inconclusive", "untestable here"]
 KINDS: tuple[str, ...] = get_args(Kind)
 LABELS: tuple[str, ...] = get_args(Label)
@@ -68,6 +69,8 @@ RESAMPLES = 10_000
 CONFIDENCE = 0.95
 #: level of the Wilcoxon tests of an ordering
 ALPHA = 0.05
+#: fewest levels a ``correlation`` claim is judged on (two levels give rho = +-1)
+MIN_LEVELS = 3
 #: columns of claims.csv, in order
 TABLE_COLUMNS = (
     "id", "kind", "claim", "paper", "this run", "estimate", "n", "low", "high", "verdict",
@@ -98,6 +101,14 @@ class Claim:
       every level (a rise-then-fall is not a trend), is scale-free (PSNR, LPIPS and levels
       spaced 1e-4 .. 1e-1 alike) and pairs by unit, so each image's difficulty cancels; a
       claim about the extremes alone is an ``exceeds`` claim between two arms.
+    * ``correlation``: ``arms = (A,)``; across the levels (e.g. one level per model: its
+      RV), A's *mean* metric over units is rank-correlated with the level, rising
+      (``direction="up"``) or falling: Spearman's rho of the levels and the per-level means,
+      the statistic a paper computes from its table. Its interval is a percentile bootstrap
+      over units (a resample draws whole units, so the pairing across levels is kept, and
+      recomputes every level's mean and the rho); ``margin`` as for ``trend``. Needs at
+      least :data:`MIN_LEVELS` levels (with two, rho is +-1 whatever the data). Unlike
+      ``trend`` it asks about the levels' means, not each unit's ordering.
     * ``rate``: ``arms = (A,)``; at least a fraction ``rate`` of units reach ``threshold``
       (``>=`` when higher is better, ``<=`` otherwise: "the attack succeeds at 18 dB" is
       ``threshold=18``; "the defense stops it" is ``threshold=18, higher_is_better=False``).
@@ -129,17 +140,17 @@ class Claim:
         where = f"claim {self.id!r}"
         if self.kind not in KINDS:
             raise GradInvError(f"{where}: kind {self.kind!r} is not one of {KINDS}")
-        count = {"exceeds": 2, "trend": 1, "rate": 1, "value": 1}.get(self.kind)
+        count = {"exceeds": 2, "trend": 1, "correlation": 1, "rate": 1, "value": 1}.get(self.kind)
         if count is not None and len(self.arms) != count:
             raise GradInvError(
                 f"{where}: a {self.kind} claim names {count} arm(s), got {self.arms}"
             )
         if self.kind == "ordering" and len(self.arms) < 2:
             raise GradInvError(f"{where}: an ordering names at least 2 arms, got {self.arms}")
-        if self.kind == "trend" and self.direction not in ("up", "down"):
-            raise GradInvError(f"{where}: a trend claim needs direction 'up' or 'down'")
-        if self.kind == "trend" and not -1.0 <= self.margin < 1.0:
-            raise GradInvError(f"{where}: a trend's margin is a correlation in [-1, 1)")
+        if self.kind in ("trend", "correlation") and self.direction not in ("up", "down"):
+            raise GradInvError(f"{where}: a {self.kind} claim needs direction 'up' or 'down'")
+        if self.kind in ("trend", "correlation") and not -1.0 <= self.margin < 1.0:
+            raise GradInvError(f"{where}: a {self.kind}'s margin is a correlation in [-1, 1)")
         if self.kind == "rate" and (self.threshold is None or self.rate is None):
             raise GradInvError(f"{where}: a rate claim needs threshold and rate")
         if self.kind == "rate" and not 0.0 <= float(self.rate or 0.0) <= 1.0:
@@ -375,6 +386,8 @@ def judge(
     units = _columns(unit)
     if claim.kind == "trend":
         return _trend(claim, data, units, arm, level, resamples, confidence, seed)
+    if claim.kind == "correlation":
+        return _correlation(claim, data, units, arm, level, resamples, confidence, seed)
     if claim.kind in ("rate", "value"):
         wide = _wide(claim, data, units, arm, arm, claim.arms)
         x = wide[claim.arms[0]].to_numpy()
@@ -493,6 +506,84 @@ def _trend(
     verb = {"holds": "lies", "does not hold": "lies nowhere", "inconclusive": "is not wholly"}
     reason = f"{_interval_text(low, high, confidence)} {verb[label]} {bound}"
     return Verdict(claim, claim.reported, this_run, n, low, high, label, reason, mean)
+
+
+def _rho_of_means(levels: np.ndarray, values: np.ndarray) -> float:
+    """Spearman's rho of ``levels`` with the column means of ``values`` (units, levels)."""
+    return float(spearman_rows(levels, values.mean(axis=0, keepdims=True))[0])
+
+
+def spearman_of_means_ci(
+    levels: Sequence[float] | np.ndarray,
+    values: np.ndarray,
+    *,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Spearman's rho of ``levels`` (k,) with the column means of ``values`` (units, k), and
+    its percentile bootstrap interval over units (rows drawn with replacement; seeded, in
+    chunks of at most ~4M draws): ``(rho, low, high)``."""
+    values = np.asarray(values, dtype=float)
+    levels = np.asarray(levels, dtype=float)
+    if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] != levels.size:
+        raise GradInvError(f"need values (units, {levels.size}), got shape {values.shape}")
+    rho = _rho_of_means(levels, values)
+    n, k = values.shape
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(resamples, (1 << 22) // (n * k)))
+    rhos = np.concatenate(
+        [
+            spearman_rows(
+                levels, values[rng.integers(0, n, size=(min(chunk, resamples - s), n))].mean(1)
+            )
+            for s in range(0, resamples, chunk)
+        ]
+    )
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(rhos, [tail, 100.0 - tail])
+    return rho, float(low), float(high)
+
+
+def _correlation(
+    claim: Claim,
+    data: pd.DataFrame,
+    units: list[str],
+    arm: str,
+    level: str,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> Verdict:
+    wide = _wide(claim, data, units, arm, level, ())
+    try:
+        levels = pd.to_numeric(pd.Series(wide.columns)).to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise GradInvError(f"claim {claim.id!r}: {level} must be numeric") from None
+    n, k = wide.shape
+    rho = _rho_of_means(levels, wide.to_numpy()) if n and k >= 2 else math.nan
+    this_run = f"Spearman rho {_fmt(rho, True)} of {level} and mean {claim.metric} over {k} levels"
+    if k < MIN_LEVELS:
+        reason = f"only {k} level(s) of {level}; a correlation needs at least {MIN_LEVELS}"
+        return Verdict(claim, claim.reported, this_run, n, math.nan, math.nan, "inconclusive",
+                       reason, rho)  # fmt: skip
+    if (short := _too_few(claim, n, this_run, rho)) is not None:
+        return short
+    _, low, high = spearman_of_means_ci(
+        levels, wide.to_numpy(), resamples=resamples, confidence=confidence, seed=seed
+    )
+    if claim.direction == "up":
+        label, bound = _place(low, high, claim.margin, math.inf), f"above {_fmt(claim.margin)}"
+    else:
+        label, bound = (
+            _place(low, high, -math.inf, -claim.margin),
+            f"below {_fmt(0.0 - claim.margin)}",
+        )
+    verb = {"holds": "lies", "does not hold": "lies nowhere", "inconclusive": "is not wholly"}
+    reason = (
+        f"{_interval_text(low, high, confidence)} (bootstrap over {n} units) {verb[label]} {bound}"
+    )
+    return Verdict(claim, claim.reported, this_run, n, low, high, label, reason, rho)
 
 
 def _rate(claim: Claim, x: np.ndarray, resamples: int, confidence: float, seed: int) -> Verdict:
@@ -735,6 +826,7 @@ __all__ = [
     "CONFIDENCE",
     "KINDS",
     "LABELS",
+    "MIN_LEVELS",
     "MIN_PAIRS",
     "REPORTED_COLUMNS",
     "RESAMPLES",
@@ -753,6 +845,7 @@ __all__ = [
     "missing_gpu",
     "never_left_start",
     "replace_status_block",
+    "spearman_of_means_ci",
     "spearman_rows",
     "status_table",
     "untestable",

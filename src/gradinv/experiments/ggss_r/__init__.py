@@ -15,11 +15,13 @@ Modules, in the order a reader needs them:
 
 * :mod:`~gradinv.experiments.ggss_r.profile`: the names the tables use, the typed
   :class:`Profile` (defaults: the smoke profile), data roles and attack options;
+* :mod:`~gradinv.experiments.ggss_r.budgets`: the baselines' own budgets, with their
+  sources, and the share of them a run spent;
 * :mod:`~gradinv.experiments.ggss_r.cells`: the cells of each table and figure and the pure
-  functions that compute them (``run_attack_cell``, ``run_floors_cell``, ``run_rv_cell``,
-  ``run_cost_cell``, ``run_samples_cell``);
-* :mod:`~gradinv.experiments.ggss_r.tables`: tables and figures from the records, and
-  "paper vs this run" (mean, interval, n);
+  functions that compute them (``run_victim_cell``, ``run_attack_cell``,
+  ``run_floors_cell``, ``run_rv_cell``, ``run_cost_cell``, ``run_samples_cell``);
+* :mod:`~gradinv.experiments.ggss_r.tables`: tables and figures from the records (Table 8
+  from the benchmark's output), and "paper vs this run" (mean, interval, n);
 * :mod:`~gradinv.experiments.ggss_r.verdicts`: the paper's claims, judged on the per-image
   rows.
 
@@ -29,6 +31,13 @@ the floors (public mean, nearest public image, unguided prior sample): a reconst
 shows a leak only above them.
 """
 
+from gradinv.experiments.ggss_r.budgets import (
+    BUDGETS,
+    SOURCES,
+    budget_share,
+    budget_table,
+    under_run,
+)
 from gradinv.experiments.ggss_r.cells import (
     SAMPLES,
     all_cells,
@@ -41,6 +50,7 @@ from gradinv.experiments.ggss_r.cells import (
     run_floors_cell,
     run_rv_cell,
     run_samples_cell,
+    run_victim_cell,
     rv_cell,
     rv_cells,
     sample_cells,
@@ -51,6 +61,7 @@ from gradinv.experiments.ggss_r.cells import (
     table6_cells,
     table8_cells,
     training_step_seconds,
+    victim_cells,
 )
 from gradinv.experiments.ggss_r.profile import (
     LABELS,
@@ -78,13 +89,16 @@ from gradinv.experiments.ggss_r.profile import (
 from gradinv.experiments.ggss_r.tables import (
     attack_rows,
     baseline_rows,
+    benchmark_path,
     best_floor,
     compare_baselines,
     compare_noise,
     compare_table1,
     compare_table5,
     compare_table6,
+    cost_measurements,
     fig5a_grid,
+    load_benchmark,
     noise_rows,
     prior_samples,
     reported_index,
@@ -94,6 +108,7 @@ from gradinv.experiments.ggss_r.tables import (
     table1_rows,
     table6_rows,
     table8,
+    victims_table,
 )
 from gradinv.experiments.ggss_r.verdicts import (
     BEST_BASELINE,
@@ -113,6 +128,7 @@ from gradinv.experiments.ggss_r.verdicts import (
 __all__ = [
     "BEST_BASELINE",
     "BEST_FLOOR",
+    "BUDGETS",
     "LABELS",
     "METRICS",
     "MODEL_LABELS",
@@ -124,6 +140,7 @@ __all__ = [
     "ROLES",
     "RV",
     "SAMPLES",
+    "SOURCES",
     "TYPE_GAP_DB",
     "AttackOverrides",
     "Baselines",
@@ -142,17 +159,22 @@ __all__ = [
     "baseline_cells",
     "baseline_claims",
     "baseline_rows",
+    "benchmark_path",
     "best_floor",
+    "budget_share",
+    "budget_table",
     "compare_baselines",
     "compare_noise",
     "compare_table1",
     "compare_table5",
     "compare_table6",
+    "cost_measurements",
     "dataset_for",
     "fig5a_grid",
     "floors_cell",
     "ggss_r_steps",
     "judge_all",
+    "load_benchmark",
     "noise_cells",
     "noise_claims",
     "noise_rows",
@@ -165,6 +187,7 @@ __all__ = [
     "run_floors_cell",
     "run_rv_cell",
     "run_samples_cell",
+    "run_victim_cell",
     "rv_cell",
     "rv_cells",
     "rvs",
@@ -182,5 +205,8 @@ __all__ = [
     "table8",
     "table8_cells",
     "training_step_seconds",
+    "under_run",
     "verdicts",
+    "victim_cells",
+    "victims_table",
 ]

@@ -4,18 +4,24 @@ Every function here rebuilds what it needs from ``cell.settings`` and ``cell.see
 (the device comes from :func:`gradinv.experiments.common.cell_device`), so any process can
 compute a cell and the run store can keep it:
 
+* ``victim`` (:func:`run_victim_cell`): one victim trained on a role's *public* split and
+  cached (profiles with ``victims.epochs`` > 0), with its accuracy; computed before the
+  cells that attack it, so that parallel workers never train the same victim twice.
 * ``rv`` (:func:`run_rv_cell`): the RV of eqs. 18-19 of one victim on a batch of the first
   role's private images (Table 1's RV column: one per model).
-* ``attack`` (:func:`run_attack_cell`): one method on private batch ``image`` (seed
-  ``seed + image``) of a role's *test* split, attacking the victim (freshly initialised
-  with the batch's seed, or trained on the role's public split: ``victims`` of the
-  profile), its gradient perturbed by a noise or not: Tables 1-7. With ``path`` the cell
+* ``attack`` (:func:`run_attack_cell`): one method with attack seed ``attack_seed`` on
+  private batch ``image`` (seed ``seed + image``) of a role's *test* split, attacking the
+  victim (freshly initialised with the batch's seed, or trained on the role's public split:
+  ``victims`` of the profile), its gradient perturbed by a noise or not: Tables 1-7. The
+  attack seed is the attack's ``Config.seed`` and draws the gradient noise, so the units
+  (image, attack seed) pair across victims, noise kinds and levels. With ``path`` the cell
   also records the PSNR of GGSS-R's clean estimate ``x0(x_t)`` at every step (Fig. 5).
 * ``floors`` (:func:`run_floors_cell`): the floors of one private batch (public mean,
   nearest public image, unguided sample of the GGSS-R prior), shared by every victim,
   noise level, guidance rate and table that attacks it.
 * ``cost`` (:func:`run_cost_cell`): Table 8, one victim's conditional step timed (the
-  timings are the record's ``timings``, not its metrics) with its peak GPU memory.
+  timings are the record's ``timings``, not its metrics) with its peak GPU memory; run by
+  ``benchmarks/bench_ggss_r_step.py`` on a quiet machine, whose output the notebook reads.
 * ``samples`` (:func:`run_samples_cell`): unguided DDIM samples of the prior.
 
 Arrays are kept only where a figure shows them (Fig. 5(a): the first image of each role
@@ -31,6 +37,7 @@ import dataclasses
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from gradinv.experiments.common import build_case, cell_device, private_batch, run_attack
@@ -48,6 +55,7 @@ from gradinv.experiments.ggss_r.profile import (
     ggss_r_steps,
     prior_channels,
 )
+from gradinv.utils import seed_everything
 
 #: unguided samples of the prior in the notebook's first figure
 SAMPLES = 8
@@ -83,10 +91,11 @@ def attack_cell(
     overrides: dict[str, Any] | None = None,
     keep: bool = False,
     path: bool = False,
+    attack_seed: int = 0,
 ) -> Cell:
-    """The cell of ``method`` on private batch ``image`` of ``role`` attacking ``model``,
-    the gradient perturbed by ``noise = (kind, variance)`` (common draws: see
-    :data:`gradinv.defenses.noise.DRAWS`); ``overrides`` of its Config on
+    """The cell of ``method`` with ``attack_seed`` on private batch ``image`` of ``role``
+    attacking ``model``, the gradient perturbed by ``noise = (kind, variance)`` (common
+    draws: see :data:`gradinv.defenses.noise.DRAWS`); ``overrides`` of its Config on
     top of the profile's; ``keep``: store the private batch and the reconstruction; ``path``:
     record the PSNR of ``x0(x_t)`` at every step (GGSS-R, snapshots at every step)."""
     defense, defense_options = "none", {}
@@ -101,6 +110,7 @@ def attack_cell(
     settings = {
         **_victim(role, model, batch, image, profile),
         "method": method,
+        "attack_seed": attack_seed,
         "options": opts,
         "noise": None if noise is None else [noise[0], float(noise[1])],
         "defense": defense,
@@ -146,32 +156,53 @@ def rv_cells(profile: Profile, seed: int = 0) -> list[Cell]:
     return [rv_cell(m, profile, seed) for m in profile.table1.models]
 
 
+def victim_cells(profile: Profile, seed: int = 0) -> list[Cell]:
+    """One cell per trained victim the notebook attacks (every Table 1 model on every role,
+    the noise, baselines and Table 6 victims on the first role); none for fresh victims
+    (``victims.epochs`` 0)."""
+    if not profile.victims.epochs:
+        return []
+    pairs = [(role, m) for role in profile.table1.roles for m in profile.table1.models]
+    pairs += [(ROLES[0], m) for m in (profile.noise.model, profile.baselines.model,
+                                      profile.table6.model)]  # fmt: skip
+    cells = []
+    for role, model in dict.fromkeys(pairs):
+        v = _victim(role, model, 1, 0, profile)
+        settings = {k: v[k] for k in ("role", "dataset", "model", "size", "channels", "epochs")}
+        cells.append(Cell(PAPER, "victim", f"{_HERE}:run_victim_cell", settings, seed))
+    return cells
+
+
 def table1_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Table 1 and Fig. 5(a): the RV of every victim, then per role and private image GGSS-R
-    on every victim and the floors of that image; the first image of each role is kept."""
+    """Table 1 and Fig. 5(a): the RV of every victim, then per role, private image and
+    attack seed GGSS-R on every victim, and the floors of each image; the first image of
+    each role (first seed) is kept."""
     out = rv_cells(profile, seed)
     for role in profile.table1.roles:
         for k in range(profile.images):
             out += [
-                attack_cell(role, m, "ggss_r", k, profile, seed, keep=k == 0)
+                attack_cell(role, m, "ggss_r", k, profile, seed, keep=k == r == 0,
+                            attack_seed=r)
+                for r in range(profile.seeds)
                 for m in profile.table1.models
-            ]
+            ]  # fmt: skip
             out.append(floors_cell(role, k, profile, seed))
     return out
 
 
 def noise_cells(profile: Profile, seed: int = 0) -> list[Cell]:
     """Tables 2 and 7 and Fig. 5: GGSS-R on the first role for each noise and variance, on
-    ``noise.images`` private images, recording the PSNR path; then the floors of those
-    images (every level attacks the same images)."""
+    ``noise.images`` private images with ``seeds`` attack seeds each, recording the PSNR
+    path; then the floors of those images (every level attacks the same images)."""
     cfg, n = profile.noise, profile.noise_images
     out = []
     for kind, variances in cfg.variances.items():
         for variance in variances:
             out += [
                 attack_cell(ROLES[0], cfg.model, "ggss_r", k, profile, seed,
-                            noise=(kind, variance), path=True)
+                            noise=(kind, variance), path=True, attack_seed=r)
                 for k in range(n)
+                for r in range(profile.seeds)
             ]  # fmt: skip
     out += [floors_cell(ROLES[0], k, profile, seed) for k in range(n)]
     return out
@@ -183,21 +214,24 @@ def baseline_cells(
     noise: tuple[str, float] | None = None,
     batch: int = 1,
     methods: tuple[str, ...] | None = None,
+    images: int | None = None,
 ) -> list[Cell]:
-    """Tables 3-5: every method available here on ``images`` private batches of the first
-    role (victim ``baselines.model``), under ``noise``; then the floors of those batches
-    (with the GGSS-R prior's sample when GGSS-R is among the methods)."""
+    """Tables 3-5: every method available here on ``images`` private batches (``None``:
+    ``baselines.images``) of the first role (victim ``baselines.model``), under ``noise``,
+    attack seed 0; then the floors of those batches (with the GGSS-R prior's sample when
+    GGSS-R is among the methods)."""
     cfg = profile.baselines
     methods = methods or cfg.methods
+    n = profile.baseline_images if images is None else images
     out = [
         attack_cell(ROLES[0], cfg.model, m, k, profile, seed, batch=batch, noise=noise)
         for m in methods
         if available(m)
-        for k in range(profile.images)
+        for k in range(n)
     ]
     out += [
         floors_cell(ROLES[0], k, profile, seed, batch, with_prior="ggss_r" in methods)
-        for k in range(profile.images)
+        for k in range(n)
     ]
     return out
 
@@ -214,26 +248,28 @@ def table4_cells(profile: Profile, seed: int = 0) -> list[Cell]:
 
 def table5_cells(profile: Profile, seed: int = 0) -> list[Cell]:
     """Table 5: ``table5.methods`` at every batch size of ``table5.batches``."""
-    t5 = profile.table5
-    return [c for b in t5.batches for c in baseline_cells(profile, seed, None, b, t5.methods)]
+    t5, n = profile.table5, profile.table5_images
+    return [c for b in t5.batches for c in baseline_cells(profile, seed, None, b, t5.methods, n)]
 
 
 def table6_cells(profile: Profile, seed: int = 0) -> list[Cell]:
     """Table 6: GGSS-R on the first role for each guidance rate, on ``table6.images``
-    private images, then the floors of those images."""
+    private images with ``seeds`` attack seeds each, then the floors of those images."""
     cfg, n = profile.table6, profile.table6_images
     out = [
         attack_cell(ROLES[0], cfg.model, "ggss_r", k, profile, seed,
-                    overrides={"guidance_rate": float(rate)})
+                    overrides={"guidance_rate": float(rate)}, attack_seed=r)
         for rate in cfg.rates
         for k in range(n)
+        for r in range(profile.seeds)
     ]  # fmt: skip
     out += [floors_cell(ROLES[0], k, profile, seed) for k in range(n)]
     return out
 
 
 def table8_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Table 8: one cost cell per victim of ``table8.models``."""
+    """Table 8: one cost cell per victim of ``table8.models`` (the benchmark's cells:
+    ``benchmarks/bench_ggss_r_step.py``)."""
     cells = []
     for model in profile.table8.models:
         settings = {
@@ -257,17 +293,18 @@ def sample_cells(profile: Profile, seed: int = 0) -> list[Cell]:
 
 
 def all_cells(profile: Profile, seed: int = 0) -> list[Cell]:
-    """Every cell of the notebook, most valuable first (Table 1 with RV, Tables 2/7 with
-    Fig. 5, Tables 3 and 4, Table 5, Table 6, Table 8, the prior samples): what the ``gpu``
-    script computes in that order. Cells two tables share appear once."""
+    """Every cell of the notebook, most valuable first (the trained victims, Table 1 with
+    RV, Tables 2/7 with Fig. 5, Tables 3 and 4, Table 5, Table 6, the prior samples): what
+    the ``gpu`` script computes in that order. Cells two tables share appear once. Table 8
+    is the benchmark's (:func:`table8_cells`), not the notebook's."""
     cells = [
+        *victim_cells(profile, seed),
         *table1_cells(profile, seed),
         *noise_cells(profile, seed),
         *table3_cells(profile, seed),
         *table4_cells(profile, seed),
         *table5_cells(profile, seed),
         *table6_cells(profile, seed),
-        *table8_cells(profile, seed),
         *sample_cells(profile, seed),
     ]
     return list({c.key: c for c in cells}.values())
@@ -295,15 +332,37 @@ def _case(s: dict[str, Any], seed: int, device: torch.device):
     return case
 
 
+def _draw_seed(seed: int, image: int, attack_seed: int) -> int:
+    """The global generators' seed for the gradient noise of one (image, attack seed) unit."""
+    return int(np.random.SeedSequence([seed, image, attack_seed]).generate_state(1)[0])
+
+
+def run_victim_cell(cell: Cell) -> Result:
+    """Train (or load from the cache) one victim on the role's public split: its accuracy
+    on that split and on the private test split (the pre-training record's)."""
+    from gradinv.models.pretrain import pretrain_record
+
+    s = thaw(cell.settings)
+    rec = pretrain_record(
+        s["model"], s["dataset"], s["size"], s["channels"], epochs=s["epochs"],
+        seed=cell.seed, device=cell_device(), progress=False,
+    )  # fmt: skip
+    return Result({"public accuracy": rec.train_accuracy, "test accuracy": rec.test_accuracy,
+                   "public images": rec.n_train})  # fmt: skip
+
+
 def run_attack_cell(cell: Cell) -> Result:
-    """Build the victim and its private batch, run the attack on what it sends, score it."""
+    """Build the victim and its private batch, draw the gradient noise of the unit (image,
+    attack seed), run the attack (``Config.seed``: the attack seed) on what the client
+    sends, score it."""
     from gradinv import metrics
 
     s = thaw(cell.settings)
     case = _case(s, cell.seed, cell_device())
+    seed_everything(_draw_seed(cell.seed, s["image"], s["attack_seed"]))
     run = run_attack(
         case, s["method"], s["defense"], s["defense_options"] or None, lpips_net=s["lpips"],
-        **s["options"],
+        seed=s["attack_seed"], **s["options"],
     )  # fmt: skip
     out: dict[str, Any] = {m: run.metrics[m] for m in METRICS if m in run.metrics}
     out["history"] = len(run.reconstruction.history)

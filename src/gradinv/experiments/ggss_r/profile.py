@@ -144,28 +144,34 @@ class Noise:
 
 @dataclass(frozen=True)
 class Baselines:
-    """Tables 3 and 4: the victim, Table 4's gradient noise ``(kind, variance)`` and the
-    methods, GGSS-R included."""
+    """Tables 3 and 4: the victim, Table 4's gradient noise ``(kind, variance)``, the
+    methods, GGSS-R included, and ``images`` private images (``None``: the profile's
+    ``images``), each attacked once (seed 0)."""
 
     model: str = "cnn"
     noise: tuple[str, float] = ("gaussian", 1e-2)  # Table 4: the third level of Table 2
     methods: tuple[str, ...] = tuple(LABELS)
+    images: int | None = None
 
     def __post_init__(self) -> None:
         _known("baselines.model", (self.model,), MODEL_LABELS)
         _known("baselines.noise", (self.noise[0],), NOISES)
         _known("baselines.methods", self.methods, LABELS)
+        _at_least_one("baselines.images", self.images)
 
 
 @dataclass(frozen=True)
 class Table5:
-    """Table 5: batch sizes (the paper's four values were lost) and methods."""
+    """Table 5: batch sizes (the paper's four values were lost), methods, and ``images``
+    private batches per size (``None``: as many as Tables 3 and 4)."""
 
     batches: tuple[int, ...] = (1, 2, 4)
     methods: tuple[str, ...] = ("dlg", "ig", "ggss_r")
+    images: int | None = None
 
     def __post_init__(self) -> None:
         _known("table5.methods", self.methods, LABELS)
+        _at_least_one("table5.images", self.images)
 
 
 @dataclass(frozen=True)
@@ -202,10 +208,16 @@ def _smoke_datasets() -> dict[str, tuple[str, ...]]:
 class Profile:
     """``settings`` of ``papermill_runs/ggss_r/<profile>.yaml``; the defaults are the smoke
     profile's values (but ``noise.images`` and ``table6.images``, which the smoke profile
-    sets to 3 and the paper profile leaves to ``images``)."""
+    sets to 3 and the paper profile leaves to ``images``).
+
+    A *unit* of Tables 1, 2/7 and 6 is a private image and an attack seed: each image is
+    attacked ``seeds`` times (GGSS-R's DDIM noise and, under a noise defense, the gradient
+    noise drawn anew), every victim, level and rate with the same seeds, so units pair
+    across them."""
 
     size: int = 32  # paper: 256 px; the shipped priors are 32 px
     images: int = 1  # private images per cell (the paper does not say)
+    seeds: int = 1  # attack seeds per private image, Tables 1, 2/7 and 6 (paper silent)
     prior: str = "chest_xray-32"  # paper: a DDPM trained on FFHQ faces
     gan: str | None = "gan-chest_xray-32"  # the GAN baselines' generator
     lpips: str | None = "alex"
@@ -221,8 +233,8 @@ class Profile:
     table8: Table8 = field(default_factory=Table8)
 
     def __post_init__(self) -> None:
-        if self.size < 1 or self.images < 1:
-            raise GradInvError("size and images must be at least 1")
+        if self.size < 1 or self.images < 1 or self.seeds < 1:
+            raise GradInvError("size, images and seeds must be at least 1")
         parsed = profiles.dataset_options(self.datasets)
         _known("settings.datasets", tuple(parsed), ROLES)
         missing = sorted(set(ROLES) - set(parsed))
@@ -239,8 +251,21 @@ class Profile:
     def table6_images(self) -> int:
         return self.table6.images if self.table6.images is not None else self.images
 
+    @property
+    def baseline_images(self) -> int:
+        return self.baselines.images if self.baselines.images is not None else self.images
+
+    @property
+    def table5_images(self) -> int:
+        return self.table5.images if self.table5.images is not None else self.baseline_images
+
 
 _known = profiles.check_known
+
+
+def _at_least_one(key: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise GradInvError(f"{key} must be at least 1 (or omitted), got {value}")
 
 
 # -- data roles and attack options ------------------------------------------------------------

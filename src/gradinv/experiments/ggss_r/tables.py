@@ -1,6 +1,10 @@
 """GGSS-R's tables and figures, assembled from the records of its cells, and "paper vs this
 run" beside ``papermill_runs/ggss_r/reported.csv`` (mean, 95 % bootstrap interval of the
-PSNR and n private images per line).
+PSNR, n units and how many private images they cover, per line).
+
+Rows are per unit: a private image (``image``) and an attack seed (``seed``). An image's
+seeds are not independent draws of the image population, so intervals resample images,
+each carrying the mean over its seeds.
 
 Every table of reconstruction quality carries, per set of private images, the floors
 (``method`` = "public mean", "nearest public", "prior sample" of the GGSS-R prior), scored
@@ -14,15 +18,19 @@ baselines tables they carry ``status = "floor"``.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from gradinv.errors import GradInvError
 from gradinv.experiments import claims
 from gradinv.experiments.claims import Verdict
+from gradinv.experiments.common import repo_root
 from gradinv.experiments.engine import Record
 from gradinv.experiments.engine.tables import as_tensor, of_kind
 from gradinv.experiments.floors import (
@@ -33,6 +41,7 @@ from gradinv.experiments.floors import (
     is_floor,
     split_floors,
 )
+from gradinv.experiments.ggss_r.budgets import budget_share
 from gradinv.experiments.ggss_r.profile import LABELS, METRICS, MODEL_LABELS, PAPER
 
 # -- records -> per-image rows ----------------------------------------------------------------
@@ -69,10 +78,23 @@ def rvs(records: Iterable[Record]) -> dict[str, float]:
     return {MODEL_LABELS[r.cell.settings["model"]]: r.metrics["rv"] for r in of_kind(records, "rv")}
 
 
+def victims_table(records: Iterable[Record]) -> pd.DataFrame:
+    """The trained victims: per role and model, the public images it was trained on and its
+    accuracy there and on the private test split (empty for fresh victims)."""
+    rows = [
+        {"role": r.cell.settings["role"], "dataset": r.cell.settings["dataset"],
+         "model": MODEL_LABELS[r.cell.settings["model"]], "epochs": r.cell.settings["epochs"],
+         **r.metrics, "seconds": r.seconds}
+        for r in of_kind(records, "victim")
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def table1_rows(records: Iterable[Record]) -> pd.DataFrame:
-    """Table 1's per-image rows: per role, the victims in increasing RV, each image's GGSS-R
-    row (``seconds``: the cell's wall time; ``s/step`` that over its reverse steps), the
-    floors of each image after the first victim's row (``model`` empty)."""
+    """Table 1's per-unit rows: per role, the victims in increasing RV, each (image, seed)
+    unit's GGSS-R row (``seconds``: the cell's wall time; ``s/step`` that over its reverse
+    steps), the floors of each image after the first victim's rows (``model`` and ``seed``
+    empty)."""
     records = list(records)
     rv, floors = rvs(records), _floors_of(records)
     attacks_ = of_kind(records, "attack")
@@ -84,16 +106,16 @@ def table1_rows(records: Iterable[Record]) -> pd.DataFrame:
         for i, model in enumerate(models):
             for rec in sorted(
                 (r for r in mine if MODEL_LABELS[r.cell.settings["model"]] == model),
-                key=lambda r: r.cell.settings["image"],
+                key=lambda r: (r.cell.settings["image"], r.cell.settings["attack_seed"]),
             ):
                 s = rec.cell.settings
                 rows.append(
                     {"role": role, "dataset": s["dataset"], "model": model,
                      "method": LABELS[s["method"]], "rv": rv[model], "image": s["image"],
-                     **_scores(rec), "seconds": rec.seconds,
+                     "seed": s["attack_seed"], **_scores(rec), "seconds": rec.seconds,
                      "s/step": rec.seconds / max(1, rec.metrics["history"])}
                 )  # fmt: skip
-                if i == 0:  # the victims' images do not depend on the victim
+                if i == 0 and s["attack_seed"] == 0:  # the images do not depend on the victim
                     rows += _floor_rows(floors.get(_batch_key(s, rec.cell.seed)), role=role,
                                         dataset=s["dataset"], model=None, image=s["image"])  # fmt: skip
     return pd.DataFrame(rows)
@@ -118,9 +140,9 @@ def fig5a_grid(records: Iterable[Record]) -> dict[str, dict[str, torch.Tensor]]:
 def noise_rows(
     records: Iterable[Record],
 ) -> tuple[pd.DataFrame, dict[str, dict[float, list[float]]]]:
-    """Tables 2 and 7's per-image rows (final and peak-along-the-path scores; per noise, the
-    floors of each image once, ``variance`` empty), and for Fig. 5 the PSNR of ``x0(x_t)``
-    at every step of the first image, per noise and variance."""
+    """Tables 2 and 7's per-unit rows (final and peak-along-the-path scores; per noise, the
+    floors of each image once, ``variance`` and ``seed`` empty), and for Fig. 5 the PSNR of
+    ``x0(x_t)`` at every step of the first unit (image 0, seed 0), per noise and variance."""
     records = list(records)
     floors = _floors_of(records)
     attacks_ = [r for r in of_kind(records, "attack") if r.cell.settings["path"]]
@@ -135,10 +157,11 @@ def noise_rows(
             curve = list(rec.metrics["path psnr"])
             rows.append(
                 {"noise": kind, "variance": variance, "image": s["image"],
-                 "method": LABELS[s["method"]], **_scores(rec), "peak psnr": max(curve),
-                 "peak step": curve.index(max(curve)), "path steps": len(curve)}
+                 "seed": s["attack_seed"], "method": LABELS[s["method"]], **_scores(rec),
+                 "peak psnr": max(curve), "peak step": curve.index(max(curve)),
+                 "path steps": len(curve)}
             )  # fmt: skip
-            if s["image"] == 0:
+            if s["image"] == s["attack_seed"] == 0:
                 paths[kind][variance] = curve
             firsts.setdefault(s["image"], rec)
         for image, rec in sorted(firsts.items()):  # every variance attacked the same images
@@ -156,8 +179,9 @@ def _noise(s: Mapping[str, Any]) -> tuple[str, float]:
 
 def baseline_rows(records: Iterable[Record], methods: Sequence[str]) -> pd.DataFrame:
     """Tables 3-5's per-image rows, per batch size: every method of ``methods`` (one not run
-    here keeps a row with ``status = "not run"``), then the floors of each private batch
-    (``status = "floor"``)."""
+    here keeps a row with ``status = "not run"``) with the share of its own paper's budget
+    it ran (``budget``, :func:`~gradinv.experiments.ggss_r.budgets.budget_share`), then the
+    floors of each private batch (``status = "floor"``)."""
     records = list(records)
     attacks_ = of_kind(records, "attack")
     rows = []
@@ -171,7 +195,8 @@ def baseline_rows(records: Iterable[Record], methods: Sequence[str]) -> pd.DataF
                 s = rec.cell.settings
                 rows.append(
                     {"method": LABELS[method], "batch": batch, "image": s["image"],
-                     "status": "ran", **_scores(rec), "seconds": rec.seconds}
+                     "seed": s["attack_seed"], "status": "ran", **_scores(rec),
+                     "budget": budget_share(method, s["options"]), "seconds": rec.seconds}
                 )  # fmt: skip
         for rec in of_kind(records, "floors"):
             s = rec.cell.settings
@@ -181,34 +206,65 @@ def baseline_rows(records: Iterable[Record], methods: Sequence[str]) -> pd.DataF
 
 
 def table6_rows(records: Iterable[Record]) -> pd.DataFrame:
-    """Table 6's per-image rows per guidance rate, then the floors of those images once
-    (``guidance rate`` empty)."""
+    """Table 6's per-unit rows per guidance rate, then the floors of those images once
+    (``guidance rate`` and ``seed`` empty)."""
     records = list(records)
     rows = []
     for rec in of_kind(records, "attack"):
         s = rec.cell.settings
         rows.append(
             {"guidance rate": s["options"]["guidance_rate"], "image": s["image"],
-             "method": LABELS[s["method"]], **_scores(rec)}
+             "seed": s["attack_seed"], "method": LABELS[s["method"]], **_scores(rec)}
         )  # fmt: skip
     for rec in of_kind(records, "floors"):
         rows += _floor_rows(rec, **{"guidance rate": None}, image=rec.cell.settings["image"])
     return pd.DataFrame(rows)
 
 
-def table8(records: Iterable[Record], reported: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Table 8: seconds per conditional step and peak accelerator memory of GGSS-R per
-    victim (measured: the cells' ``timings``), the step as a multiple of one SGD training
-    step of the victim, and the paper's numbers (A100, 256 px)."""
+def cost_measurements(records: Iterable[Record]) -> list[dict[str, Any]]:
+    """Per victim of the ``cost`` records: seconds per conditional step, seconds of one SGD
+    training step, peak accelerator memory (``None`` on a CPU): what the benchmark keeps."""
+    return [
+        {"model": rec.cell.settings["model"], "s/step": rec.timings["s/step"],
+         "training step": rec.timings["training step"], "peak MiB": rec.metrics.get("peak MiB")}
+        for rec in of_kind(records, "cost")
+    ]  # fmt: skip
+
+
+def benchmark_path(device: str, root: str | Path | None = None) -> Path:
+    """Where ``benchmarks/bench_ggss_r_step.py`` writes its output for a ``device`` kind
+    (``"cpu"``, ``"cuda"``)."""
+    return Path(root or repo_root()) / "benchmarks" / f"ggss-r-step-{device}.json"
+
+
+def load_benchmark(device: str, root: str | Path | None = None) -> dict[str, Any]:
+    """The benchmark's output for ``device`` (``measurements``, ``machine``, ``steps``, ...);
+    a clear error naming the command when it has not been run on such a device."""
+    path = benchmark_path(device, root)
+    if not path.is_file():
+        raise GradInvError(
+            f"no Table 8 benchmark for {device} ({path}); run "
+            f"`python benchmarks/bench_ggss_r_step.py --device {device}` on that machine"
+        )
+    return json.loads(path.read_text())
+
+
+def table8(
+    measurements: Iterable[Mapping[str, Any]], reported: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Table 8 from ``measurements`` (:func:`cost_measurements`, or the benchmark's):
+    seconds per conditional step and peak accelerator memory of GGSS-R per victim, the step
+    as a multiple of one SGD training step of the victim, and the paper's numbers (A100,
+    256 px)."""
     paper = reported_index(reported, "Table 8")
     rows = []
-    for rec in of_kind(records, "cost"):
-        model = MODEL_LABELS[rec.cell.settings["model"]]
-        peak = rec.metrics.get("peak MiB")
+    for m in measurements:
+        model = MODEL_LABELS[m["model"]]
+        peak = m.get("peak MiB")
         rows.append(
-            {"model": model, "s/step run": rec.timings["s/step"],
+            {"model": model, "s/step run": m["s/step"],
              "peak MiB run": math.nan if peak is None else peak,
-             "x training step": rec.timings["s/step"] / rec.timings["training step"],
+             "x training step": m["s/step"] / m["training step"],
              "s/step paper": paper.get((model, "GGSS-R", "seconds_per_step"), math.nan),
              "peak MiB paper": paper.get((model, "GGSS-R", "peak_gpu_mib"), math.nan)}
         )  # fmt: skip
@@ -249,10 +305,14 @@ def summarise(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return df.groupby(by, sort=False, dropna=False)[cols].mean().reset_index()
 
 
-def _stats(values: pd.Series) -> dict[str, Any]:
-    """``n`` and the 95 % bootstrap interval of the mean (NaN below two values)."""
-    _, low, high, n = claims.mean_interval(values.tolist())
-    return {"n": n, "PSNR low": low, "PSNR high": high}
+def _stats(rows: pd.DataFrame) -> dict[str, Any]:
+    """``n`` scored units, the ``images`` they cover and the 95 % bootstrap interval of the
+    mean PSNR over images, each image carrying the mean over its seeds (NaN below two
+    images)."""
+    scored = rows[pd.to_numeric(rows["psnr"], errors="coerce").map(math.isfinite)]
+    per_image = scored.groupby("image")["psnr"].mean()
+    _, low, high, images = claims.mean_interval(per_image.tolist())
+    return {"n": len(scored), "images": images, "PSNR low": low, "PSNR high": high}
 
 
 #: ``reported_index(reported, table)``: one table of this paper's ``reported.csv``
@@ -270,7 +330,7 @@ def compare_table1(df: pd.DataFrame, reported: pd.DataFrame | None = None) -> pd
     best = {role: best_floor(grp) for role, grp in df.groupby("role", sort=False)}
     rows = []
     for r in ours.to_dict("records"):
-        got = ran[(ran["role"] == r["role"]) & (ran["model"] == r["model"])]["psnr"]
+        got = ran[(ran["role"] == r["role"]) & (ran["model"] == r["model"])]
         p = {
             m: paper.get((r["model"], r["role"], m), math.nan)
             for m in ("rv", "mse", "psnr", "lpips")
@@ -299,7 +359,7 @@ def compare_noise(df: pd.DataFrame, reported: pd.DataFrame | None = None) -> pd.
         peak = grp.groupby("variance")["peak psnr"].mean()
         for i, r in enumerate(ours.to_dict("records")):
             level = f"level {i + 1}"
-            got = grp[grp["variance"] == r["variance"]]["psnr"]
+            got = grp[grp["variance"] == r["variance"]]
             rows.append(
                 {"noise": kind, "variance (ours)": r["variance"],
                  "MSE paper": paper.get((level, "CelebA/CNN", "mse"), math.nan),
@@ -315,8 +375,8 @@ def compare_baselines(
     clean: pd.DataFrame, noisy: pd.DataFrame, reported: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Paper vs this run for Tables 3 (clean) and 4 (noisy), PSNR and MSE with n and the
-    PSNR interval; the floors of the same images follow each table's methods (paper "-": it
-    reports none)."""
+    PSNR interval, and the share of its own paper's budget each baseline ran; the floors of
+    the same images follow each table's methods (paper "-": it reports none)."""
     rows = []
     for table, df in (("3 (clean)", clean), ("4 (noisy)", noisy)):
         paper = reported_index(reported, f"Table {table[0]}")
@@ -327,11 +387,13 @@ def compare_baselines(
             p = {m: "-" if floor else paper.get((method, "CelebA/CNN", m), math.nan)
                  for m in ("mse", "psnr")}  # fmt: skip
             r = ran.loc[method] if method in ran.index else None
-            stats = _stats(scored.loc[scored["method"] == method, "psnr"])
+            mine = scored[scored["method"] == method]
+            budget = mine["budget"].min() if "budget" in mine and not floor else math.nan
             rows.append(
                 {"table": table, "method": method, "MSE paper": p["mse"],
                  "MSE run": r["mse"] if r is not None else "not run", "PSNR paper": p["psnr"],
-                 "PSNR run": r["psnr"] if r is not None else "not run", **stats}
+                 "PSNR run": r["psnr"] if r is not None else "not run", **_stats(mine),
+                 "budget run": budget}
             )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -370,7 +432,7 @@ def compare_table6(df: pd.DataFrame, reported: pd.DataFrame | None = None) -> pd
         rows.append(
             {"guidance rate": rate, "MSE paper": paper.get((key, "CelebA/CNN", "mse"), math.nan),
              "MSE run": r["mse"], "PSNR paper": paper.get((key, "CelebA/CNN", "psnr"), math.nan),
-             "PSNR run": r["psnr"], **_stats(ran.loc[ran["guidance rate"] == rate, "psnr"]),
+             "PSNR run": r["psnr"], **_stats(ran[ran["guidance rate"] == rate]),
              "best floor": floor_name, "PSNR best floor": floor_psnr}
         )  # fmt: skip
     return pd.DataFrame(rows)
