@@ -286,19 +286,16 @@ def exact_baseline(rows: pd.DataFrame) -> str | None:
     at some batch size where ``rows`` has one), as pixel-space attacks do at low
     resolution; the paper's claim is about 256 px. None otherwise."""
     ran = _capped(rows[_baselines(rows)])
-    if ran.empty:
-        return None
     keys = ["method", "batch"] if "batch" in ran else ["method"]
     means = ran.groupby(keys, sort=False)["psnr"].mean()
-    if means.max() < EXACT_DB:
-        return None
-    key = means.idxmax()
-    where = f"{key[0]} at batch {key[1]}" if isinstance(key, tuple) else key
-    return (
-        f"{where} inverts the clean gradient near exactly here ({means.max():.1f} dB mean "
-        f">= {EXACT_DB:g}): the paper claims the advantage at 256 px, where pixel-space "
-        "attacks struggle; untestable at this resolution"
-    )
+    named = {
+        f"{k[0]} at batch {k[1]}" if isinstance(k, tuple) else str(k): float(v)
+        for k, v in means.items()
+    }
+    return claims.inverts_exactly(
+        named, EXACT_DB, "the paper claims the advantage at 256 px, where pixel-space attacks "
+        "struggle"
+    )  # fmt: skip
 
 
 # -- judged ---------------------------------------------------------------------------------------
