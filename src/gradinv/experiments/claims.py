@@ -467,6 +467,19 @@ def _ordering(
     return Verdict(claim, claim.reported, this_run, n, low, high, label, reason, means[weakest])
 
 
+def _by_level(
+    claim: Claim, data: pd.DataFrame, units: list[str], arm: str, level: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``(units x levels table of the metric, the levels as numbers)`` of a trend or a
+    correlation claim; a level that is not a number is a one-line error."""
+    wide = _wide(claim, data, units, arm, level, ())
+    try:
+        levels = pd.to_numeric(pd.Series(wide.columns)).to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise GradInvError(f"claim {claim.id!r}: {level} must be numeric") from None
+    return wide, levels
+
+
 def _trend(
     claim: Claim,
     data: pd.DataFrame,
@@ -477,11 +490,7 @@ def _trend(
     confidence: float,
     seed: int,
 ) -> Verdict:
-    wide = _wide(claim, data, units, arm, level, ())
-    try:
-        levels = pd.to_numeric(pd.Series(wide.columns)).to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise GradInvError(f"claim {claim.id!r}: {level} must be numeric") from None
+    wide, levels = _by_level(claim, data, units, arm, level)
     n = len(wide)
     rho = spearman_rows(levels, wide.to_numpy()) if n and len(levels) >= 2 else np.empty(0)
     mean = float(rho.mean()) if rho.size else math.nan
@@ -555,11 +564,7 @@ def _correlation(
     confidence: float,
     seed: int,
 ) -> Verdict:
-    wide = _wide(claim, data, units, arm, level, ())
-    try:
-        levels = pd.to_numeric(pd.Series(wide.columns)).to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise GradInvError(f"claim {claim.id!r}: {level} must be numeric") from None
+    wide, levels = _by_level(claim, data, units, arm, level)
     n, k = wide.shape
     rho = _rho_of_means(levels, wide.to_numpy()) if n and k >= 2 else math.nan
     this_run = f"Spearman rho {_fmt(rho, True)} of {level} and mean {claim.metric} over {k} levels"
